@@ -1,0 +1,25 @@
+"""gunicorn settings for runqy; every value can be overridden from the environment."""
+
+import logging
+import multiprocessing
+import os
+
+bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", "3000"))
+# gthread workers keep client connections alive; processes scale across cores
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("RUNQY_THREADS", 4))
+keepalive = 30
+timeout = 30
+graceful_timeout = 10
+# request lines and headers have limits of their own; bodies are limited by RUNQY_MAX_BODY_SIZE
+limit_request_line = 8190
+accesslog = os.environ.get("RUNQY_ACCESS_LOG") or None
+loglevel = os.environ.get("RUNQY_LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    from runqy import server as runqy_server
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    runqy_server.start()

@@ -1,0 +1,88 @@
+"""The WSGI application: ``create_app`` wires settings, store and the route table."""
+
+import logging
+from typing import Any
+
+import falcon
+import redis
+
+from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
+from runqy.config import Settings
+from runqy.errors import RunqyError
+from runqy.resources import health, tasks, workers
+from runqy.store import Store, connect
+
+logger = logging.getLogger(__name__)
+
+ADMIN_ONLY = frozenset((ADMIN,))
+CLIENTS = frozenset((ADMIN, CLIENT))
+WORKERS = frozenset((ADMIN, WORKER))
+
+
+class RequestLimits:
+    """Hands each request the body size limit that ``read_json`` enforces."""
+
+    def __init__(self, max_body_size: int):
+        self._max = max_body_size
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.max_body_size = self._max
+
+
+def _errors(resp: falcon.Response, status: int, messages: list[str]) -> None:
+    resp.status = status
+    resp.media = {"errors": messages}
+
+
+def _runqy_error(req: falcon.Request, resp: falcon.Response, ex: RunqyError, params: dict) -> None:
+    _errors(resp, ex.status, ex.messages)
+    if ex.status == 401:
+        resp.set_header("WWW-Authenticate", "Bearer")
+
+
+def _redis_error(req: falcon.Request, resp: falcon.Response, ex: redis.exceptions.RedisError, params: dict) -> None:
+    if isinstance(ex, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        message = "redis unavailable: %s" % ex
+    else:
+        logger.error("redis refused %s %s: %s", req.method, req.path, ex)
+        message = "redis error: %s" % str(ex).split("\n")[0]
+    _errors(resp, 503, [message])
+    resp.set_header("Retry-After", "1")
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: dict) -> None:
+    message = ex.title if not ex.description else "%s: %s" % (ex.title, ex.description)
+    _errors(resp, ex.status_code, [message])
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
+    logger.exception("unexpected error in %s %s", req.method, req.path)
+    _errors(resp, 500, ["internal server error"])
+
+
+def create_app(settings: Settings, *, store: Store | None = None, **store_options: Any) -> falcon.App:
+    """The runqy application; ``store`` defaults to one on the configured Redis."""
+    store = store or Store(connect(settings), **store_options)
+    app = falcon.App(middleware=[RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
+    app.req_options.strip_url_path_trailing_slash = True
+
+    for path, resource in (
+        ("/health", health.Health()),
+        ("/healthz", health.Ready(store)),
+        ("/worker/register", workers.Register(store, settings, WORKERS)),
+        ("/queue/add", tasks.Enqueue(store, CLIENTS)),
+        ("/queue/add-batch", tasks.EnqueueBatch(store, CLIENTS)),
+        ("/queue/{task_id}", tasks.TaskStatus(store, CLIENTS)),
+        ("/queue/{task_id}/{queue_name}", tasks.TaskStatus(store, CLIENTS)),
+        ("/api/cli/tasks", tasks.Enqueue(store, ADMIN_ONLY)),
+    ):
+        app.add_route(path, resource)
+
+    # the most general handler first: falcon picks the most specific match
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(redis.exceptions.RedisError, _redis_error)
+    app.add_error_handler(RunqyError, _runqy_error)
+    return app

@@ -1,0 +1,186 @@
+"""Settings from the environment, and queue configs from YAML files."""
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import unquote, urlparse
+
+import yaml
+
+from runqy import defaults, validation
+from runqy.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment (product spec §2)."""
+
+    api_key: str
+    worker_api_key: str = ""
+    client_api_key: str = ""
+    redis_host: str = "localhost"
+    redis_port: int = 6379
+    redis_password: str = field(default="", repr=False)
+    redis_db: int = 0
+    redis_tls: bool = False
+    redis_public_addr: str = ""
+    config_dir: str = defaults.CONFIG_DIR
+    max_body_size: int = defaults.MAX_BODY_SIZE
+    vault_master_key: str = field(default="", repr=False)
+    port: int = defaults.PORT
+
+    @property
+    def worker_redis_addr(self) -> str:
+        """The Redis address handed to workers at registration."""
+        return self.redis_public_addr or "%s:%d" % (self.redis_host, self.redis_port)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
+        api_key = env.get("RUNQY_API_KEY", "")
+        if not api_key:
+            raise ConfigError("RUNQY_API_KEY is not set: the server needs an admin API key "
+                              "(for development: RUNQY_API_KEY=%s)" % secrets.token_urlsafe(24))
+        redis = _redis_from_env(env)
+        return cls(
+            api_key=api_key,
+            worker_api_key=env.get("RUNQY_WORKER_API_KEY", ""),
+            client_api_key=env.get("RUNQY_CLIENT_API_KEY", ""),
+            redis_public_addr=env.get("RUNQY_REDIS_PUBLIC_ADDR", ""),
+            config_dir=env.get("RUNQY_CONFIG_DIR", defaults.CONFIG_DIR),
+            max_body_size=_int(env, "RUNQY_MAX_BODY_SIZE", defaults.MAX_BODY_SIZE),
+            vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
+            port=_int(env, "PORT", defaults.PORT),
+            **redis,
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError("%s must be an integer, not %r" % (name, raw)) from None
+
+
+def _redis_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    url = env.get("REDIS_URL", "")
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+            raise ConfigError("REDIS_URL must look like redis[s]://[:password@]host:port/db")
+        try:
+            db = int(parsed.path.lstrip("/") or 0)
+            port = parsed.port or 6379
+        except ValueError:
+            raise ConfigError("REDIS_URL has an invalid port or database number") from None
+        return {"redis_host": parsed.hostname, "redis_port": port, "redis_db": db,
+                "redis_password": unquote(parsed.password or ""), "redis_tls": parsed.scheme == "rediss"}
+    return {"redis_host": env.get("REDIS_HOST", "localhost"),
+            "redis_port": _int(env, "REDIS_PORT", 6379),
+            "redis_password": env.get("REDIS_PASSWORD", ""),
+            "redis_db": _int(env, "REDIS_DB", 0),
+            "redis_tls": env.get("REDIS_TLS", "").lower() in ("1", "true", "yes")}
+
+
+# --- queue configs -----------------------------------------------------------------
+
+
+def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated queue entry with every default filled in (product spec §7).
+
+    The result is what Redis stores and what the API answers; ``sub_queues``
+    always lists at least one entry, with short names.
+    """
+    entry = {k: v for k, v in entry.items() if k != "name"}
+    names = [sub["name"] for sub in entry.get("sub_queues", [])]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ConfigError("$.sub_queues: duplicate sub-queue name %s" % ", ".join(duplicates))
+    priority = entry.get("priority", defaults.PRIORITY)
+    deployment = dict(entry["deployment"])
+    mode = entry.get("mode") or deployment.get("mode") or defaults.MODE
+    deployment.update(mode=mode, branch=deployment.get("branch", defaults.BRANCH),
+                      redis_storage=deployment.get("redis_storage", defaults.REDIS_STORAGE),
+                      vaults=deployment.get("vaults", []))
+    subs = entry.get("sub_queues") or [{"name": "default", "priority": priority}]
+    return {
+        "name": name,
+        "priority": priority,
+        "mode": mode,
+        "max_retry": entry.get("max_retry", defaults.MAX_RETRY),
+        "timeout": entry.get("timeout", defaults.TIMEOUT),
+        "result_ttl": entry.get("result_ttl", defaults.RESULT_TTL),
+        "failed_ttl": entry.get("failed_ttl", defaults.FAILED_TTL),
+        "pending_timeout": entry.get("pending_timeout", defaults.PENDING_TIMEOUT),
+        "sub_queues": [{"name": s["name"], "priority": s.get("priority", priority)} for s in subs],
+        "deployment": deployment,
+    }
+
+
+def queue_from_body(body: Any) -> dict[str, Any]:
+    """Validate and normalise an API body: one YAML queue entry plus its ``name``."""
+    validation.validate("queue_config", body)
+    if "name" not in body:
+        raise ConfigError("$: 'name' is a required property")
+    return normalize_queue(body["name"], body)
+
+
+def _where(path: str, error_path: list) -> str:
+    if len(error_path) >= 2 and error_path[0] == "queues":
+        field_path = ".".join(map(str, error_path[2:])) or "(the queue entry)"
+        return "%s: queue '%s': field '%s'" % (path, error_path[1], field_path)
+    return "%s: field '%s'" % (path, ".".join(map(str, error_path)) or "(top level)")
+
+
+def load_file(path: Path) -> dict[str, dict[str, Any]]:
+    """Parse, validate and normalise one YAML file; every problem names file, queue and field."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError("%s: cannot read YAML: %s" % (path, str(exc).replace("\n", " "))) from None
+    problems = sorted(validation.validator("queue_config_file").iter_errors(document),
+                      key=lambda e: list(map(str, e.absolute_path)))
+    if problems:
+        raise ConfigError(*("%s: %s" % (_where(str(path), list(e.absolute_path)),
+                                         validation.describe(e).split(": ", 1)[1]) for e in problems))
+    queues = {}
+    for name, entry in document["queues"].items():
+        try:
+            queues[name] = normalize_queue(name, entry)
+        except ConfigError as exc:
+            raise ConfigError(*("%s: queue '%s': %s" % (path, name, m) for m in exc.messages)) from None
+    return queues
+
+
+def load_dir(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Every ``*.yaml``/``*.yml`` file of ``directory``: (queues by name, errors by file).
+
+    A queue defined in two files is an error of the second file.
+    """
+    queues: dict[str, dict[str, Any]] = {}
+    failures: dict[str, list[str]] = {}
+    root = Path(directory)
+    if not root.is_dir():
+        return {}, {str(root): ["%s: not a directory" % root]}
+    for path in sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml")):
+        try:
+            loaded = load_file(path)
+        except ConfigError as exc:
+            failures[str(path)] = exc.messages
+            continue
+        clashes = sorted(set(loaded) & set(queues))
+        if clashes:
+            failures[str(path)] = ["%s: queue '%s' is already defined in another file" % (path, n)
+                                   for n in clashes]
+            continue
+        queues.update(loaded)
+    return queues, failures
+
+
+def full_queue_name(name: str) -> str:
+    """``parent`` means ``parent.default``; Redis keys always use the full name."""
+    return name if "." in name else name + ".default"

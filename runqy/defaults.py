@@ -1,0 +1,35 @@
+"""Every default runqy uses, each in one place with the reason for its value."""
+
+#: Port of the HTTP server (the Go server's default).
+PORT = 3000
+#: Directory of YAML queue configs loaded at start-up and on reload.
+CONFIG_DIR = "config"
+#: Largest request body accepted; a batch of 1000 mid-sized payloads fits.
+MAX_BODY_SIZE = 10 * 1024 * 1024
+#: Most jobs in one POST /queue/add-batch (one pipeline must stay short).
+MAX_BATCH_JOBS = 1000
+
+#: Queue config defaults (product spec §3 and §7).
+PRIORITY = 1
+MODE = "long_running"
+MAX_RETRY = 3
+#: Execution limit handed to the worker as ``active_timeout`` when nobody sets one.
+TIMEOUT = 1800
+#: ``ttl_completed``: how long a completed task and its result stay readable.
+RESULT_TTL = 86400
+#: ``ttl_archived``: how long a failed task stays readable.
+FAILED_TTL = 259200
+#: ``pending_timeout``: 0 lets a task wait for a worker forever.
+PENDING_TIMEOUT = 0
+BRANCH = "main"
+#: Results are only readable when the worker keeps the task hash (worker-protocol §2.9).
+REDIS_STORAGE = True
+
+#: Lifetime of the reverse key ``asynq:t:<id>`` (the Go server's 30 days).
+TASK_QUEUE_TTL = 30 * 24 * 3600
+#: A worker whose last heartbeat is older than this is stale (its hash expires after 30 s).
+WORKER_STALE_AFTER = 30
+
+#: Redis client timeouts, in seconds: short, so a dead Redis gives a 503 quickly.
+REDIS_CONNECT_TIMEOUT = 1.0
+REDIS_SOCKET_TIMEOUT = 2.0

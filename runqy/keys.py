@@ -1,0 +1,116 @@
+"""Every Redis key runqy reads or writes, built in one place.
+
+``Q`` is always a full sub-queue name (``inference.default``); the braces are
+literal asynq hash tags, so all keys of one queue live in one cluster slot.
+
+=====================================  ======  ==========================================
+key                                    type    contents
+=====================================  ======  ==========================================
+asynq:queues                           SET     every sub-queue name that holds tasks
+asynq:{Q}:pending                      LIST    task ids; LPUSH here, workers BRPOP the tail
+asynq:{Q}:active                       LIST    task ids being run (worker)
+asynq:{Q}:lease                        ZSET    id -> lease expiry, Unix s (worker)
+asynq:{Q}:scheduled                    ZSET    id -> process time, Unix s
+asynq:{Q}:retry                        ZSET    id -> next attempt, Unix s (worker)
+asynq:{Q}:completed                    ZSET    id -> purge time, Unix s (worker)
+asynq:{Q}:archived                     ZSET    id -> purge time, Unix s (worker, cancel)
+asynq:{Q}:paused                       STRING  present while the queue is paused
+asynq:{Q}:processed[:YYYY-MM-DD]       STRING  successful tasks (worker)
+asynq:{Q}:failed[:YYYY-MM-DD]          STRING  final failures (worker)
+asynq:{Q}:t:<id>                       HASH    the task: msg, state, pending_since, ...
+asynq:t:<id>                           HASH    reverse lookup {queue: Q}, 30-day TTL
+asynq:workers                          ZSET    worker id -> last beat + 30 min (worker)
+asynq:workers:<host>:<pid>             HASH    worker heartbeat (worker)
+asynq:workers:<host>:<pid>:logs        LIST    recent worker log lines, JSON (worker)
+asynq:cancel                           PUBSUB  ids of active tasks to cancel
+runqy:configs                          HASH    parent queue name -> queue config JSON
+runqy:{Q}:config                       HASH    enqueue defaults of one sub-queue
+runqy:{Q}:held                         LIST    pending task ids held back while paused
+=====================================  ======  ==========================================
+"""
+
+QUEUES = "asynq:queues"
+WORKERS = "asynq:workers"
+CANCEL_CHANNEL = "asynq:cancel"
+CONFIGS = "runqy:configs"
+
+TASK_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+
+
+def _q(queue: str) -> str:
+    return "asynq:{%s}:" % queue
+
+
+def pending(queue: str) -> str:
+    return _q(queue) + "pending"
+
+
+def active(queue: str) -> str:
+    return _q(queue) + "active"
+
+
+def lease(queue: str) -> str:
+    return _q(queue) + "lease"
+
+
+def scheduled(queue: str) -> str:
+    return _q(queue) + "scheduled"
+
+
+def retry(queue: str) -> str:
+    return _q(queue) + "retry"
+
+
+def completed(queue: str) -> str:
+    return _q(queue) + "completed"
+
+
+def archived(queue: str) -> str:
+    return _q(queue) + "archived"
+
+
+def paused(queue: str) -> str:
+    return _q(queue) + "paused"
+
+
+def processed(queue: str, day: str | None = None) -> str:
+    return _q(queue) + ("processed:" + day if day else "processed")
+
+
+def failed(queue: str, day: str | None = None) -> str:
+    return _q(queue) + ("failed:" + day if day else "failed")
+
+
+def task(queue: str, task_id: str) -> str:
+    return _q(queue) + "t:" + task_id
+
+
+def task_prefix(queue: str) -> str:
+    """The prefix of every task hash key of ``queue`` (scripts append the id)."""
+    return _q(queue) + "t:"
+
+
+def task_queue(task_id: str) -> str:
+    """The reverse-lookup hash that names the queue of ``task_id``."""
+    return "asynq:t:" + task_id
+
+
+def state_key(queue: str, state: str) -> str:
+    """The list or sorted set that holds the tasks of ``queue`` in ``state``."""
+    return _q(queue) + state
+
+
+def worker(worker_id: str) -> str:
+    return "asynq:workers:" + worker_id
+
+
+def worker_logs(worker_id: str) -> str:
+    return "asynq:workers:" + worker_id + ":logs"
+
+
+def queue_config(queue: str) -> str:
+    return "runqy:{%s}:config" % queue
+
+
+def held(queue: str) -> str:
+    return "runqy:{%s}:held" % queue

@@ -1,0 +1,113 @@
+"""The asynq ``TaskMessage`` protobuf, by hand (worker-protocol §2.4).
+
+The worker's decoder reads every tag as one byte, so only field numbers 1-15
+are ever written. Only the fields runqy uses are named here.
+"""
+
+from dataclasses import dataclass
+
+TYPE, PAYLOAD, ID, QUEUE, RETRY, RETRIED, ERROR_MSG = 1, 2, 3, 4, 5, 6, 7
+TIMEOUT, DEADLINE, UNIQUE_KEY, LAST_FAILED_AT, RETENTION, COMPLETED_AT = 8, 9, 10, 11, 12, 13
+
+_VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+_STRING_FIELDS = {TYPE: "type", ID: "id", QUEUE: "queue", ERROR_MSG: "error_msg", UNIQUE_KEY: "unique_key"}
+_INT_FIELDS = {RETRY: "retry", RETRIED: "retried", TIMEOUT: "timeout", DEADLINE: "deadline",
+               LAST_FAILED_AT: "last_failed_at", RETENTION: "retention", COMPLETED_AT: "completed_at"}
+
+
+class DecodeError(ValueError):
+    """Raised when ``msg`` bytes are not a well-formed TaskMessage."""
+
+
+@dataclass
+class TaskMessage:
+    type: str = ""
+    payload: bytes = b""
+    id: str = ""
+    queue: str = ""
+    retry: int = 0
+    retried: int = 0
+    error_msg: str = ""
+    timeout: int = 0
+    deadline: int = 0
+    unique_key: str = ""
+    last_failed_at: int = 0
+    retention: int = 0
+    completed_at: int = 0
+
+
+def varint(value: int) -> bytes:
+    """Encode a non-negative integer as a protobuf varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def length_delimited(field: int, data: bytes) -> bytes:
+    return bytes(((field << 3) | _LEN,)) + varint(len(data)) + data
+
+
+def int_field(field: int, value: int) -> bytes:
+    """A varint field; proto3 leaves zero values out."""
+    return bytes(((field << 3) | _VARINT,)) + varint(value) if value else b""
+
+
+def encode_head(type_: str, payload: bytes, task_id: str, queue: str) -> bytes:
+    """Fields 1-4. The enqueue script appends the integer fields it resolves."""
+    return (length_delimited(TYPE, type_.encode()) + length_delimited(PAYLOAD, payload)
+            + length_delimited(ID, task_id.encode()) + length_delimited(QUEUE, queue.encode()))
+
+
+def encode(msg: TaskMessage) -> bytes:
+    out = encode_head(msg.type, msg.payload, msg.id, msg.queue)
+    if msg.error_msg:
+        out += length_delimited(ERROR_MSG, msg.error_msg.encode())
+    for field, name in sorted(_INT_FIELDS.items()):
+        out += int_field(field, getattr(msg, name))
+    return out
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise DecodeError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def decode(data: bytes) -> TaskMessage:
+    """Decode ``msg``; repeated fields keep the last value, as the worker does."""
+    msg = TaskMessage()
+    pos = 0
+    while pos < len(data):
+        tag, pos = _read_varint(data, pos)
+        field, wire = tag >> 3, tag & 7
+        if wire == _VARINT:
+            value, pos = _read_varint(data, pos)
+            if field in _INT_FIELDS:
+                setattr(msg, _INT_FIELDS[field], value)
+        elif wire == _LEN:
+            size, pos = _read_varint(data, pos)
+            if pos + size > len(data):
+                raise DecodeError("truncated field %d" % field)
+            chunk = data[pos:pos + size]
+            pos += size
+            if field == PAYLOAD:
+                msg.payload = chunk
+            elif field in _STRING_FIELDS:
+                setattr(msg, _STRING_FIELDS[field], chunk.decode("utf-8", "replace"))
+        elif wire in (_FIXED64, _FIXED32):
+            pos += 8 if wire == _FIXED64 else 4
+            if pos > len(data):
+                raise DecodeError("truncated fixed field %d" % field)
+        else:
+            raise DecodeError("unsupported wire type %d" % wire)
+    return msg

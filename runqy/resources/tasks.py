@@ -1,0 +1,87 @@
+"""Enqueue and task status: /queue/add, /queue/add-batch, /queue/{task_id}."""
+
+import json
+from typing import Any
+
+import falcon
+
+from runqy import validation
+from runqy.config import full_queue_name
+from runqy.errors import NotFound, ValidationError
+from runqy.resources import read_json
+from runqy.store import Enqueued, NewTask, Store
+
+#: Keys of an enqueue body that are never part of a flat payload.
+RESERVED = frozenset(("queue", "data", "timeout", "max_retry", "process_at", "delay", "unique_for", "task_id"))
+_NOT_YET = ("process_at", "delay", "unique_for")
+_MAX_ID_LENGTH = 128
+
+
+def dump_payload(value: Any) -> bytes:
+    """The payload as the compact UTF-8 JSON bytes that msg field 2 carries."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def info(task: Enqueued) -> dict[str, Any]:
+    return {"id": task.id, "queue": task.queue, "type": task.queue, "state": task.state,
+            "max_retry": task.max_retry, "retried": 0, "timeout": task.timeout}
+
+
+def _refuse_unsupported(body: dict) -> None:
+    given = [key for key in _NOT_YET if key in body]
+    if given:
+        raise ValidationError(*("$.%s: scheduled and unique tasks are not supported yet" % key for key in given))
+
+
+class Enqueue:
+    """POST /queue/add (and /api/cli/tasks): one task, nested or flat body."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, "enqueue")
+        _refuse_unsupported(body)
+        payload = body["data"] if "data" in body else {k: v for k, v in body.items() if k not in RESERVED}
+        task = NewTask(dump_payload(payload), body.get("timeout"), body.get("task_id"))
+        (enqueued,) = self._store.enqueue(full_queue_name(body["queue"]), [task], body.get("max_retry"))
+        resp.media = {"info": info(enqueued)}
+
+
+def _batch_task(job: Any, timeout: int | None) -> NewTask:
+    if isinstance(job, dict) and "data" in job and set(job) <= {"data", "timeout"}:
+        return NewTask(dump_payload(job["data"]), job.get("timeout", timeout))
+    return NewTask(dump_payload(job), timeout)
+
+
+class EnqueueBatch:
+    """POST /queue/add-batch: up to 1000 tasks onto one queue, all or nothing."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, "enqueue_batch")
+        tasks = [_batch_task(job, body.get("timeout")) for job in body["jobs"]]
+        enqueued = self._store.enqueue(full_queue_name(body["queue"]), tasks, body.get("max_retry"))
+        resp.media = {"enqueued": len(enqueued), "failed": 0,
+                      "task_ids": [task.id for task in enqueued], "errors": []}
+
+
+class TaskStatus:
+    """GET /queue/{task_id} and GET /queue/{task_id}/{queue_name}."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, queue_name: str | None = None) -> None:
+        queue = None
+        if queue_name is not None:
+            validation.check_param("queue_name", queue_name, "queue_name")
+            queue = full_queue_name(queue_name)
+        if len(task_id) > _MAX_ID_LENGTH:
+            raise NotFound("task not found: %s..." % task_id[:_MAX_ID_LENGTH])
+        resp.media = {"info": self._store.get_task(task_id, queue).to_dict()}

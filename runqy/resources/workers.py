@@ -1,0 +1,59 @@
+"""Worker registration: POST /worker/register (worker-protocol §1)."""
+
+from typing import Any
+
+import falcon
+
+from runqy.config import Settings
+from runqy.errors import NotFound
+from runqy.resources import read_json
+from runqy.store import Store
+
+_DEPLOYMENT_DEFAULTS = {"code_path": "", "startup_timeout_secs": 0, "requirements_file": "", "vaults": []}
+
+
+def registration(settings: Settings, config: dict[str, Any], requested: str) -> dict[str, Any]:
+    """The register answer for ``requested`` (a parent, or one ``parent.sub``).
+
+    Every type is what the worker's Go decoder expects; priorities are >= 1 so
+    that every sub-queue is polled.
+    """
+    parent, _, sub = requested.partition(".")
+    subs = config["sub_queues"]
+    if sub:
+        subs = [s for s in subs if s["name"] == sub]
+        if not subs:
+            raise NotFound("queue not found: %s" % requested)
+    sub_queues = sorted(({"name": "%s.%s" % (parent, s["name"]), "priority": s["priority"]} for s in subs),
+                        key=lambda s: (-s["priority"], s["name"]))
+    deployment = {**_DEPLOYMENT_DEFAULTS, **config["deployment"]}
+    git_token = deployment.pop("git_token", None)
+    answer = {
+        "redis": {"addr": settings.worker_redis_addr, "password": settings.redis_password,
+                  "db": settings.redis_db, "use_tls": settings.redis_tls},
+        "queue": {"name": requested, "priority": subs[0]["priority"] if sub else config["priority"],
+                  "mode": config["mode"]},
+        "sub_queues": sub_queues,
+        "deployment": deployment,
+        "vaults": {},
+    }
+    if git_token:
+        answer["git_token"] = git_token
+    return answer
+
+
+class Register:
+    """POST /worker/register: Redis credentials, sub-queues and the deployment spec."""
+
+    def __init__(self, store: Store, settings: Settings, roles: frozenset[str]):
+        self._store = store
+        self._settings = settings
+        self.auth_roles = roles
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_json(req, "register")
+        requested = body["queue"]
+        config = self._store.get_config(requested.partition(".")[0])
+        if config is None:
+            raise NotFound("queue not found: %s" % requested)
+        resp.media = registration(self._settings, config, requested)

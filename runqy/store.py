@@ -1,0 +1,311 @@
+"""The only code that talks to Redis: one method per operation, no HTTP here.
+
+Keys come from :mod:`runqy.keys`; multi-key writes are the Lua scripts of
+``runqy/lua``, loaded once and called by SHA inside pipelines so that every
+hot path is one round trip.
+"""
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from runqy import defaults, keys, protobuf
+from runqy.config import Settings
+from runqy.errors import Conflict, NotFound
+
+logger = logging.getLogger(__name__)
+
+LUA_DIR = Path(__file__).resolve().parent / "lua"
+_TASK_FIELDS = ("state", "msg", "result", "error_msg", "retried", "enqueued_at", "pending_since",
+                "completed_at", "last_failed_at", "active_timeout")
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client with short timeouts that reconnects by itself after Redis comes back."""
+    return redis.Redis(
+        host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
+        password=settings.redis_password or None, ssl=settings.redis_tls,
+        socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
+        socket_timeout=defaults.REDIS_SOCKET_TIMEOUT,
+        # one immediate retry replaces a pooled connection that died with a Redis restart
+        retry=Retry(NoBackoff(), 1), retry_on_timeout=False,
+        health_check_interval=30,
+    )
+
+
+def rfc3339(seconds: Any) -> str | None:
+    """Unix seconds (or nanoseconds, as asynq writes) as an RFC 3339 UTC string."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    if value <= 0:
+        return None
+    if value > 1e12:
+        value /= 1e9
+    return datetime.fromtimestamp(int(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_value(raw: bytes | None) -> Any:
+    """Stored JSON text as a value; text that is not JSON comes back as a string."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _int(raw: Any, default: int = 0) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass
+class Enqueued:
+    id: str
+    queue: str
+    state: str
+    max_retry: int
+    timeout: int
+    held: bool = False
+
+
+@dataclass
+class Task:
+    id: str
+    queue: str
+    type: str
+    state: str
+    payload: Any
+    result: Any
+    last_err: str | None
+    retried: int
+    max_retry: int
+    timeout: int | None
+    enqueued_at: str | None
+    completed_at: str | None
+    last_failed_at: str | None
+    next_process_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class NewTask:
+    """What the store needs to enqueue one task."""
+
+    payload: bytes
+    timeout: int | None = None
+    task_id: str | None = None
+
+
+class Script:
+    """A Lua script from ``runqy/lua``, addressed by its SHA1."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.source = (LUA_DIR / (name + ".lua")).read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+
+class Store:
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+        self.redis = client
+        self.clock = clock
+        self.new_id = new_id
+        self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
+
+    # --- plumbing ----------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def _load_scripts(self) -> None:
+        for script in self.scripts.values():
+            self.redis.script_load(script.source)
+
+    def _pipeline(self, fill: Callable[[redis.client.Pipeline], None], transaction: bool = False) -> list:
+        """Run the commands ``fill`` queues in one round trip; errors come back as values.
+
+        When Redis has forgotten a script (restart, SCRIPT FLUSH) the scripts are
+        loaded and the pipeline runs once more; nothing ran in the failed attempt
+        that is not idempotent, since a script that is not found does not run.
+        """
+        for attempt in (1, 2):
+            pipe = self.redis.pipeline(transaction=transaction)
+            fill(pipe)
+            results = pipe.execute(raise_on_error=False)
+            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                self._load_scripts()
+                continue
+            for result in results:
+                if isinstance(result, redis.exceptions.ConnectionError):
+                    raise result
+            return results
+        raise AssertionError("unreachable")
+
+    def _evalsha(self, pipe: redis.client.Pipeline, name: str, keys_: Sequence[str], args: Iterable) -> None:
+        pipe.evalsha(self.scripts[name].sha, len(keys_), *keys_, *args)
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # --- queue configs -------------------------------------------------------------
+
+    def put_configs(self, configs: dict[str, dict[str, Any]]) -> None:
+        """Create or replace queue configs, with the enqueue defaults of each sub-queue.
+
+        Sub-queues a config no longer lists lose their defaults (so enqueue to them
+        is refused); their tasks stay in Redis.
+        """
+        if not configs:
+            return
+        names = list(configs)
+        old = self.redis.hmget(keys.CONFIGS, names)
+        pipe = self.redis.pipeline(transaction=True)
+        for name, previous in zip(names, old):
+            config = configs[name]
+            full = {"%s.%s" % (name, s["name"]) for s in config["sub_queues"]}
+            if previous:
+                for sub in json.loads(previous)["sub_queues"]:
+                    gone = "%s.%s" % (name, sub["name"])
+                    if gone not in full:
+                        pipe.delete(keys.queue_config(gone))
+            pipe.hset(keys.CONFIGS, name, json.dumps(config, sort_keys=True))
+            for queue in sorted(full):
+                pipe.hset(keys.queue_config(queue), mapping={
+                    "max_retry": config["max_retry"], "timeout": config["timeout"],
+                    "result_ttl": config["result_ttl"], "failed_ttl": config["failed_ttl"],
+                    "pending_timeout": config["pending_timeout"]})
+                pipe.sadd(keys.QUEUES, queue)
+        pipe.execute()
+
+    def get_config(self, name: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(keys.CONFIGS, name)
+        return json.loads(raw) if raw else None
+
+    def list_configs(self) -> list[dict[str, Any]]:
+        return [json.loads(v) for _, v in sorted(self.redis.hgetall(keys.CONFIGS).items())]
+
+    # --- enqueue -------------------------------------------------------------------
+
+    def enqueue(self, queue: str, tasks: Sequence[NewTask], max_retry: int | None = None) -> list[Enqueued]:
+        """Write ``tasks`` onto ``queue`` (a full sub-queue name) in one round trip.
+
+        The reverse keys go first, so that a task is findable before a worker can
+        see it; the script then writes every hash and pushes the ids, or nothing.
+        """
+        ids = [t.task_id or self.new_id() for t in tasks]
+        if any(t.task_id for t in tasks):
+            self._claim_ids(queue, [i for i, t in zip(ids, tasks) if t.task_id])
+        now = self._now()
+        script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue)]
+        script_keys += [keys.task(queue, task_id) for task_id in ids]
+        args: list[Any] = [now, "" if max_retry is None else max_retry]
+        for task_id, task in zip(ids, tasks):
+            args += [task_id, protobuf.encode_head(queue, task.payload, task_id, queue),
+                     "" if task.timeout is None else task.timeout]
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for task_id, task in zip(ids, tasks):
+                if not task.task_id:
+                    pipe.hset(keys.task_queue(task_id), "queue", queue)
+                pipe.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
+            self._evalsha(pipe, "enqueue", script_keys, args)
+
+        try:
+            reply = self._pipeline(fill)[-1]
+            if isinstance(reply, Exception):
+                raise reply
+            code = int(reply[0])
+            if code == -1:
+                raise NotFound("queue not found: %s" % queue)
+            if code == -2:
+                raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
+        except BaseException:
+            self._release_ids(ids)
+            raise
+        held, resolved_retry, default_timeout = code == 1, int(reply[1]), int(reply[2])
+        return [Enqueued(task_id, queue, "pending", resolved_retry,
+                         default_timeout if task.timeout is None else task.timeout, held)
+                for task_id, task in zip(ids, tasks)]
+
+    def _claim_ids(self, queue: str, ids: list[str]) -> None:
+        """Reserve client-chosen ids in every queue at once (HSETNX on the reverse key)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
+        taken = [task_id for task_id, fresh in zip(ids, pipe.execute()) if not fresh]
+        if taken:
+            claimed = [task_id for task_id in ids if task_id not in taken]
+            if claimed:
+                self.redis.delete(*map(keys.task_queue, claimed))
+            raise Conflict(*("task already exists: %s" % task_id for task_id in taken))
+
+    def _release_ids(self, ids: list[str]) -> None:
+        """Undo the reverse keys of an enqueue that wrote no task (best effort)."""
+        try:
+            self.redis.delete(*map(keys.task_queue, ids))
+        except redis.exceptions.RedisError:
+            logger.warning("could not remove the reverse keys of %d unwritten tasks", len(ids))
+
+    # --- tasks ----------------------------------------------------------------------
+
+    def task_queue(self, task_id: str) -> str | None:
+        raw = self.redis.hget(keys.task_queue(task_id), "queue")
+        return raw.decode() if raw else None
+
+    def get_task(self, task_id: str, queue: str | None = None) -> Task:
+        """The task ``task_id``; its queue comes from the reverse key unless given."""
+        queue = queue or self.task_queue(task_id)
+        if queue is None:
+            raise NotFound("task not found: %s" % task_id)
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
+            pipe.zscore(keys.retry(queue), task_id)
+            pipe.zscore(keys.scheduled(queue), task_id)
+
+        fields, retry_at, scheduled_at = self._pipeline(fill)
+        task = self._task(task_id, queue, dict(zip(_TASK_FIELDS, fields)), retry_at or scheduled_at)
+        if task is None:
+            raise NotFound("task not found: %s" % task_id)
+        return task
+
+    def _task(self, task_id: str, queue: str, h: dict[str, bytes | None], next_at: Any) -> Task | None:
+        """A task from its hash fields (worker-protocol §3.2); None when the hash is gone."""
+        if h["state"] is None and h["msg"] is None:
+            return None
+        try:
+            msg = protobuf.decode(h["msg"] or b"")
+        except protobuf.DecodeError:
+            msg = protobuf.TaskMessage()
+        timeout = _int(h["active_timeout"], msg.timeout) or None
+        return Task(
+            id=task_id, queue=queue, type=msg.type or queue,
+            state=(h["state"] or b"unknown").decode(),
+            payload=_json_value(msg.payload) if msg.payload else None,
+            result=_json_value(h["result"]),
+            last_err=h["error_msg"].decode("utf-8", "replace") if h["error_msg"] else None,
+            retried=max(msg.retried, _int(h["retried"])),
+            max_retry=msg.retry, timeout=timeout,
+            enqueued_at=rfc3339(h["enqueued_at"] or h["pending_since"]),
+            completed_at=rfc3339(h["completed_at"] or msg.completed_at),
+            last_failed_at=rfc3339(h["last_failed_at"]),
+            next_process_at=rfc3339(next_at),
+        )

@@ -1,0 +1,100 @@
+"""The JSON Schemas of ``schemas/``, loaded and compiled once per process.
+
+A failure becomes a :class:`runqy.errors.ValidationError` with one message per
+problem, each naming the JSON path of the field; the schema itself is never
+echoed back.
+"""
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from runqy.errors import ValidationError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+_MAX_SHOWN = 80
+
+
+@functools.cache
+def _registry() -> Registry:
+    resources = [(path.name, Resource.from_contents(json.loads(path.read_text())))
+                 for path in sorted(SCHEMA_DIR.glob("*.json"))]
+    return Registry().with_resources(resources)
+
+
+@functools.cache
+def validator(name: str) -> jsonschema.protocols.Validator:
+    """The compiled validator of ``schemas/<name>.json``."""
+    schema = _registry().contents(name + ".json")
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=_registry(), format_checker=cls.FORMAT_CHECKER)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
+
+
+def _json_type(value: Any) -> str:
+    for py, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"),
+                     (list, "array"), (dict, "object")):
+        if isinstance(value, py):
+            return name
+    return "null"
+
+
+def describe(error: jsonschema.ValidationError) -> str:
+    """One readable line for one schema failure: ``<json path>: <problem>``."""
+    kind, value, arg = error.validator, error.instance, error.validator_value
+    if kind == "pattern":
+        problem = "%s is not a valid %s" % (_shown(value), error.schema.get("title", "value"))
+    elif kind == "type":
+        problem = "expected %s, got %s" % (arg if isinstance(arg, str) else " or ".join(arg),
+                                           _json_type(value))
+    elif kind in ("maxItems", "minItems"):
+        problem = "must hold %s %d item%s (got %d)" % (
+            "at most" if kind == "maxItems" else "at least", arg, "" if arg == 1 else "s", len(value))
+    elif kind in ("maxLength", "minLength"):
+        problem = "must be %s %d characters long" % ("at most" if kind == "maxLength" else "at least", arg)
+    elif kind == "enum":
+        problem = "%s is not one of %s" % (_shown(value), ", ".join(map(str, arg)))
+    elif kind in ("required", "additionalProperties", "minimum", "maximum", "format"):
+        problem = error.message
+    else:
+        problem = "%s is not valid here" % _shown(value)
+    return "%s: %s" % (error.json_path, problem)
+
+
+def errors(name: str, instance: Any) -> list[str]:
+    """Every problem of ``instance`` against schema ``name``, in document order."""
+    found = sorted(validator(name).iter_errors(instance), key=lambda e: list(map(str, e.absolute_path)))
+    return [describe(error) for error in found]
+
+
+def validate(name: str, instance: Any) -> None:
+    """Raise ValidationError listing every problem of ``instance``."""
+    problems = errors(name, instance)
+    if problems:
+        raise ValidationError(*problems)
+
+
+def compile_all() -> None:
+    """Compile every schema up front (called once at start-up)."""
+    for path in SCHEMA_DIR.glob("*.json"):
+        validator(path.stem)
+
+
+@functools.cache
+def _definition(name: str) -> jsonschema.protocols.Validator:
+    schema = {"$ref": "common.json#/$defs/" + name}
+    return jsonschema.Draft202012Validator(schema, registry=_registry())
+
+
+def check_param(definition: str, value: str, label: str) -> None:
+    """Validate a URL path or query parameter against ``common.json#/$defs/<definition>``."""
+    for error in _definition(definition).iter_errors(value):
+        raise ValidationError("%s: %s" % (label, describe(error).split(": ", 1)[1]))
