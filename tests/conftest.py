@@ -1,0 +1,165 @@
+"""Test harness: a real redis-server on a free port, started once per session.
+
+Nothing here touches the machine's own Redis on 6379. Each test starts from an
+empty database of the session's private server, with the example queue configs
+loaded, and gets a falcon TestClient; end-to-end tests get a real gunicorn.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import falcon.testing
+import pytest
+import redis
+import requests
+
+from runqy import config as runqy_config
+from runqy.app import create_app
+from runqy.config import Settings
+from runqy.store import Store, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_KEY, WORKER_KEY, CLIENT_KEY = "admin-test-key", "worker-test-key", "client-test-key"
+ADMIN = {"Authorization": "Bearer " + ADMIN_KEY}
+WORKER = {"Authorization": "Bearer " + WORKER_KEY}
+CLIENT = {"Authorization": "Bearer " + CLIENT_KEY}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(check, timeout: float = 10.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception:  # noqa: BLE001 - polling until it works
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class RedisServer:
+    """A private redis-server process that tests may stop and start again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="runqy-redis-")
+        self.process = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: redis.Redis(port=self.port).ping(), what="redis-server")
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port)
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def r(redis_server) -> redis.Redis:
+    """A raw client on the private server, emptied before the test."""
+    if redis_server.process is None:
+        redis_server.start()
+    client = redis_server.client()
+    client.flushdb()
+    client.script_flush()
+    return client
+
+
+@pytest.fixture
+def settings(redis_server) -> Settings:
+    return Settings(api_key=ADMIN_KEY, worker_api_key=WORKER_KEY, client_api_key=CLIENT_KEY,
+                    redis_host="127.0.0.1", redis_port=redis_server.port, redis_password="",
+                    config_dir=str(ROOT / "config"), max_body_size=64 * 1024)
+
+
+@pytest.fixture
+def queues() -> dict:
+    """The example queue configs of config/, normalised."""
+    loaded, failures = runqy_config.load_dir(ROOT / "config")
+    assert not failures
+    return loaded
+
+
+@pytest.fixture
+def store(r, settings, queues) -> Store:
+    store = Store(connect(settings))
+    store.put_configs(queues)
+    return store
+
+
+@pytest.fixture
+def client(settings, store) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(create_app(settings, store=store))
+
+
+class Gunicorn:
+    """runqy served by a real gunicorn process on a free loopback port."""
+
+    def __init__(self, env: dict, workers: int = 2):
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = tempfile.NamedTemporaryFile(prefix="runqy-gunicorn-", suffix=".log", delete=False)
+        self.env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port),
+                    "WEB_CONCURRENCY": str(workers)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "runqy.wsgi:app"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._up, timeout=20, what="gunicorn on port %d" % self.port)
+
+    def _up(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError("gunicorn exited:\n" + self.output())
+        return requests.get(self.url + "/health", timeout=1).ok
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(15)
+        os.unlink(self.log.name)
+
+
+@pytest.fixture
+def gunicorn_env(redis_server) -> dict:
+    return {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
+            "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config")}
+
+
+@pytest.fixture
+def server(r, gunicorn_env):
+    """A gunicorn-served runqy on the private Redis, example configs loaded at start-up."""
+    process = Gunicorn(gunicorn_env)
+    yield process
+    process.stop()
