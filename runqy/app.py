@@ -9,7 +9,7 @@ import redis
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import RunqyError
-from runqy.resources import health, tasks, workers
+from runqy.resources import configs, health, queues, tasks, workers
 from runqy.store import Store, connect
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,19 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
         ("/queue/add-batch", tasks.EnqueueBatch(store, CLIENTS)),
         ("/queue/{task_id}", tasks.TaskStatus(store, CLIENTS)),
         ("/queue/{task_id}/{queue_name}", tasks.TaskStatus(store, CLIENTS)),
+        ("/api/cli/queues", queues.Queues(store, ADMIN_ONLY)),
+        ("/api/cli/queues/{queue}", queues.Queue(store, ADMIN_ONLY)),
+        ("/api/cli/queues/{queue}/pause", queues.Pause(store, ADMIN_ONLY, paused=True)),
+        ("/api/cli/queues/{queue}/unpause", queues.Pause(store, ADMIN_ONLY, paused=False)),
+        ("/api/cli/queues/{queue}/tasks", tasks.QueueTasks(store, ADMIN_ONLY)),
+        ("/api/cli/queues/{queue}/tasks/{task_id}", tasks.QueueTask(store, ADMIN_ONLY)),
         ("/api/cli/tasks", tasks.Enqueue(store, ADMIN_ONLY)),
+        ("/api/cli/tasks/{task_id}", tasks.CancelTask(store, ADMIN_ONLY)),
+        ("/api/cli/workers", workers.Workers(store, ADMIN_ONLY)),
+        ("/api/cli/workers/{worker_id}", workers.WorkerDetail(store, ADMIN_ONLY)),
+        ("/api/cli/configs", configs.Configs(store, ADMIN_ONLY)),
+        ("/api/cli/configs/reload", configs.Reload(store, settings, ADMIN_ONLY)),
+        ("/api/cli/configs/{name}", configs.Config(store, ADMIN_ONLY)),
     ):
         app.add_route(path, resource)
 

@@ -9,6 +9,13 @@ MAX_BODY_SIZE = 10 * 1024 * 1024
 #: Most jobs in one POST /queue/add-batch (one pipeline must stay short).
 MAX_BATCH_JOBS = 1000
 
+#: Task listing page size, and the most one page may hold.
+PAGE = 20
+MAX_PAGE = 1000
+
+#: Lines of a worker's log shown by GET /api/cli/workers/{id}.
+WORKER_LOG_LINES = 50
+
 #: Queue config defaults (product spec §3 and §7).
 PRIORITY = 1
 MODE = "long_running"

@@ -38,7 +38,7 @@ def connect(settings: Settings) -> redis.Redis:
         socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
         socket_timeout=defaults.REDIS_SOCKET_TIMEOUT,
         # one immediate retry replaces a pooled connection that died with a Redis restart
-        retry=Retry(NoBackoff(), 1), retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1),
         health_check_interval=30,
     )
 
@@ -99,6 +99,75 @@ class Task:
     completed_at: str | None
     last_failed_at: str | None
     next_process_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class QueueStats:
+    name: str
+    priority: int | None
+    pending: int
+    held: int
+    active: int
+    scheduled: int
+    retry: int
+    archived: int
+    completed: int
+    paused: bool
+    processed: int
+    failed: int
+    processed_today: int
+    failed_today: int
+    latency_seconds: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_go_map(text: str) -> list[dict[str, Any]]:
+    """``map[inference.default:1 inference.high:5]`` as ``[{name, priority}]`` (worker-protocol §3.3)."""
+    text = text.strip()
+    if text.startswith("map[") and text.endswith("]"):
+        text = text[4:-1]
+    queues = []
+    for token in text.split():
+        name, _, priority = token.rpartition(":")
+        queues.append({"name": name or priority, "priority": _int(priority) if name else 0})
+    return queues
+
+
+@dataclass
+class Worker:
+    worker_id: str
+    status: str
+    healthy: bool
+    queues: list[dict[str, Any]]
+    concurrency: int
+    started_at: str | None
+    last_beat: str | None
+    is_stale: bool
+    metrics: Any
+    recovery: Any
+
+    @classmethod
+    def from_hash(cls, worker_id: str, h: dict[bytes, bytes], now: int) -> "Worker":
+        """A worker from its heartbeat hash; a missing hash means it is offline."""
+        text = {k.decode(): v.decode("utf-8", "replace") for k, v in h.items()}
+        last_beat = _int(text.get("last_beat"))
+        return cls(
+            worker_id=text.get("worker_id") or worker_id,
+            status=text.get("status", "offline") if h else "offline",
+            healthy=text.get("healthy") == "1",
+            queues=parse_go_map(text.get("queues", "")),
+            concurrency=_int(text.get("concurrency")),
+            started_at=rfc3339(text.get("started_at")),
+            last_beat=rfc3339(last_beat),
+            is_stale=not h or now - last_beat > defaults.WORKER_STALE_AFTER,
+            metrics=_json_value(h.get(b"metrics")),
+            recovery=_json_value(h.get(b"recovery")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -309,3 +378,214 @@ class Store:
             last_failed_at=rfc3339(h["last_failed_at"]),
             next_process_at=rfc3339(next_at),
         )
+
+    # --- queues ----------------------------------------------------------------------
+
+    def _known_queues(self) -> dict[str, int | None]:
+        """Every configured sub-queue and every queue in ``asynq:queues``, with its priority."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.CONFIGS)
+        pipe.smembers(keys.QUEUES)
+        configs, members = pipe.execute()
+        known: dict[str, int | None] = {m.decode(): None for m in members}
+        for raw in configs.values():
+            config = json.loads(raw)
+            for sub in config["sub_queues"]:
+                known["%s.%s" % (config["name"], sub["name"])] = sub["priority"]
+        return known
+
+    def resolve_queues(self, name: str) -> dict[str, int | None]:
+        """The sub-queues ``name`` stands for: itself when dotted, else all of its parent's."""
+        known = self._known_queues()
+        if "." in name:
+            found = {name: known[name]} if name in known else {}
+        else:
+            found = {q: p for q, p in known.items() if q.partition(".")[0] == name}
+        if not found:
+            raise NotFound("queue not found: %s" % name)
+        return dict(sorted(found.items()))
+
+    def queue_stats(self, queues: dict[str, int | None]) -> list[QueueStats]:
+        """Statistics of ``queues`` (name -> priority), read in one pipeline."""
+        now = self._now()
+        today = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for q in queues:
+                self._evalsha(pipe, "queue_stats", [
+                    keys.pending(q), keys.held(q), keys.active(q), keys.scheduled(q), keys.retry(q),
+                    keys.archived(q), keys.completed(q), keys.paused(q), keys.processed(q), keys.failed(q),
+                    keys.processed(q, today), keys.failed(q, today)], [keys.task_prefix(q)])
+
+        stats = []
+        for (q, priority), reply in zip(queues.items(), self._pipeline(fill)):
+            if isinstance(reply, Exception):
+                raise reply
+            counts = [int(v) for v in reply[:12]]
+            since = _int(reply[12])
+            if since > 1e12:
+                since //= 10**9
+            stats.append(QueueStats(q, priority, *counts[:7], bool(counts[7]), *counts[8:],
+                                    latency_seconds=max(0, now - since) if since else 0))
+        return stats
+
+    def list_queues(self) -> list[QueueStats]:
+        return self.queue_stats(dict(sorted(self._known_queues().items())))
+
+    def pause(self, name: str, paused: bool) -> dict[str, int]:
+        """Pause or unpause ``name`` (every sub-queue of a parent); ids moved per sub-queue."""
+        queues = list(self.resolve_queues(name))
+        script, now = ("pause", [self._now()]) if paused else ("unpause", [])
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for q in queues:
+                self._evalsha(pipe, script, [keys.pending(q), keys.held(q), keys.paused(q)], now)
+
+        replies = self._pipeline(fill)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return dict(zip(queues, map(int, replies)))
+
+    # --- task administration -----------------------------------------------------------
+
+    def list_tasks(self, queue: str, state: str, limit: int, offset: int) -> tuple[int, list[Task]]:
+        """One page of the tasks of ``queue`` in ``state``, oldest first, and their total.
+
+        Pending includes the ids held back while the queue is paused (held first:
+        they are older and run first after unpause).
+        """
+        if state == "pending":
+            lists = [keys.held(queue), keys.pending(queue)]
+        elif state == "active":
+            lists = [keys.active(queue)]
+        else:
+            lists = []
+        pipe = self.redis.pipeline(transaction=False)
+        for key in lists:
+            pipe.llen(key)
+        if not lists:
+            pipe.zcard(keys.state_key(queue, state))
+        sizes = pipe.execute()
+        total = sum(sizes)
+
+        pipe = self.redis.pipeline(transaction=False)
+        if lists:
+            start, wanted = offset, limit
+            for key, size in zip(lists, sizes):
+                if wanted > 0 and start < size:
+                    count = min(size - start, wanted)
+                    pipe.lrange(key, -(start + count), -(start + 1))  # oldest first: from the tail
+                    wanted -= count
+                start = max(0, start - size)
+        else:
+            pipe.zrange(keys.state_key(queue, state), offset, offset + limit - 1)
+        ids: list[str] = []
+        for chunk in pipe.execute():
+            ids += [i.decode() for i in (reversed(chunk) if lists else chunk)]
+        return total, self._tasks(queue, ids)
+
+    def _tasks(self, queue: str, ids: list[str]) -> list[Task]:
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for task_id in ids:
+                pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
+                pipe.zscore(keys.retry(queue), task_id)
+
+        replies = self._pipeline(fill) if ids else []
+        tasks = []
+        for i, task_id in enumerate(ids):
+            task = self._task(task_id, queue, dict(zip(_TASK_FIELDS, replies[2 * i])), replies[2 * i + 1])
+            if task is not None:
+                tasks.append(task)
+        return tasks
+
+    def cancel_task(self, task_id: str) -> tuple[str, bool]:
+        """Archive a task that has not started, as canceled: (queue, True).
+
+        A running task cannot be stopped by runqy-worker; its id is published on
+        ``asynq:cancel`` for asynq-native workers and (queue, False) returned.
+        """
+        queue = self.task_queue(task_id)
+        if queue is None:
+            raise NotFound("task not found: %s" % task_id)
+        reply = self._script("cancel", [
+            keys.task(queue, task_id), keys.pending(queue), keys.held(queue), keys.scheduled(queue),
+            keys.retry(queue), keys.archived(queue)], [task_id, self._now()])
+        code = int(reply[0])
+        if code == -1:
+            raise NotFound("task not found: %s" % task_id)
+        if code == -2:
+            raise Conflict("task %s is already %s" % (task_id, reply[1].decode()))
+        if code == 2:
+            self.redis.publish(keys.CANCEL_CHANNEL, task_id)
+            return queue, False
+        if int(reply[1]) > 0:
+            self.redis.expire(keys.task_queue(task_id), int(reply[1]))
+        return queue, True
+
+    def delete_task(self, queue: str, task_id: str) -> None:
+        """Remove every trace of a task that is not running, reverse key included."""
+        code = self._script("delete", [
+            keys.task(queue, task_id), keys.active(queue), keys.pending(queue), keys.held(queue),
+            keys.scheduled(queue), keys.retry(queue), keys.archived(queue), keys.completed(queue)], [task_id])
+        if code == -1:
+            raise NotFound("task not found: %s in queue %s" % (task_id, queue))
+        if code == -2:
+            raise Conflict("task %s is running; it cannot be deleted" % task_id)
+        if self.task_queue(task_id) == queue:
+            self.redis.delete(keys.task_queue(task_id))
+
+    def _script(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        reply = self._pipeline(lambda pipe: self._evalsha(pipe, name, keys_, args))[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    # --- workers -----------------------------------------------------------------------
+
+    def _worker_ids(self) -> list[str]:
+        """Workers with a heartbeat hash, and registry members that beat in the last 30 min."""
+        ids = {m.decode() for m in self.redis.zrangebyscore(keys.WORKERS, self._now(), "+inf")}
+        for key in self.redis.scan_iter(match=keys.worker("*"), count=5000, _type="hash"):
+            key = key.decode()
+            if not key.endswith(":logs"):
+                ids.add(key[len(keys.worker("")):])
+        return sorted(ids)
+
+    def list_workers(self) -> list[Worker]:
+        ids = self._worker_ids()
+        pipe = self.redis.pipeline(transaction=False)
+        for worker_id in ids:
+            pipe.hgetall(keys.worker(worker_id))
+        return [Worker.from_hash(worker_id, h, self._now()) for worker_id, h in zip(ids, pipe.execute())]
+
+    def get_worker(self, worker_id: str, log_lines: int = 50) -> tuple[Worker, list[Any]]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.worker(worker_id))
+        pipe.lrange(keys.worker_logs(worker_id), -log_lines, -1)
+        pipe.zscore(keys.WORKERS, worker_id)
+        fields, logs, score = pipe.execute()
+        if not fields and score is None:
+            raise NotFound("worker not found: %s" % worker_id)
+        return Worker.from_hash(worker_id, fields, self._now()), [_json_value(line) for line in logs]
+
+    # --- config administration -------------------------------------------------------------
+
+    def create_config(self, config: dict[str, Any], replace: bool) -> bool:
+        """Store one queue config; True when it is new. Without ``replace`` an existing one is a Conflict."""
+        existed = self.redis.hexists(keys.CONFIGS, config["name"])
+        if existed and not replace:
+            raise Conflict("queue config already exists: %s (use ?force=true to replace it)" % config["name"])
+        self.put_configs({config["name"]: config})
+        return not existed
+
+    def delete_config(self, name: str) -> None:
+        """Forget a queue config; its tasks stay in Redis, enqueue to it is refused."""
+        config = self.get_config(name)
+        if config is None:
+            raise NotFound("queue config not found: %s" % name)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(keys.CONFIGS, name)
+        for sub in config["sub_queues"]:
+            pipe.delete(keys.queue_config("%s.%s" % (name, sub["name"])))
+        pipe.execute()

@@ -5,10 +5,11 @@ from typing import Any
 
 import falcon
 
-from runqy import validation
+from runqy import defaults, keys
 from runqy.config import full_queue_name
 from runqy.errors import NotFound, ValidationError
 from runqy.resources import read_json
+from runqy.resources.queues import queue_param
 from runqy.store import Enqueued, NewTask, Store
 
 #: Keys of an enqueue body that are never part of a flat payload.
@@ -80,8 +81,61 @@ class TaskStatus:
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, queue_name: str | None = None) -> None:
         queue = None
         if queue_name is not None:
-            validation.check_param("queue_name", queue_name, "queue_name")
-            queue = full_queue_name(queue_name)
+            queue = full_queue_name(queue_param(queue_name))
         if len(task_id) > _MAX_ID_LENGTH:
             raise NotFound("task not found: %s..." % task_id[:_MAX_ID_LENGTH])
         resp.media = {"info": self._store.get_task(task_id, queue).to_dict()}
+
+
+class QueueTasks:
+    """GET /api/cli/queues/{queue}/tasks?state=&limit=&offset=: one page, oldest first."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
+        full = full_queue_name(queue_param(queue))
+        state = req.get_param("state") or "pending"
+        if state not in keys.TASK_STATES:
+            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(keys.TASK_STATES)))
+        limit = req.get_param_as_int("limit", min_value=1, max_value=defaults.MAX_PAGE) or defaults.PAGE
+        offset = req.get_param_as_int("offset", min_value=0) or 0
+        self._store.resolve_queues(full)
+        total, tasks = self._store.list_tasks(full, state, limit, offset)
+        resp.media = {"queue": full, "state": state, "total": total, "limit": limit, "offset": offset,
+                      "tasks": [t.to_dict() for t in tasks]}
+
+
+class QueueTask:
+    """GET and DELETE /api/cli/queues/{queue}/tasks/{task_id}."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
+        resp.media = {"task": self._store.get_task(task_id, full_queue_name(queue_param(queue))).to_dict()}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
+        full = full_queue_name(queue_param(queue))
+        self._store.delete_task(full, task_id)
+        resp.media = {"id": task_id, "queue": full, "deleted": True}
+
+
+class CancelTask:
+    """DELETE /api/cli/tasks/{task_id}: archive as canceled, or ask a running task to stop."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
+        queue, canceled = self._store.cancel_task(task_id)
+        if canceled:
+            resp.media = {"id": task_id, "queue": queue, "state": "archived", "canceled": True}
+            return
+        resp.status = falcon.HTTP_202
+        resp.media = {"id": task_id, "queue": queue, "state": "active", "canceled": False,
+                      "message": "the task is running: its id was published on asynq:cancel, but "
+                                 "runqy-worker cannot interrupt a running task"}

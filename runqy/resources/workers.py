@@ -4,6 +4,7 @@ from typing import Any
 
 import falcon
 
+from runqy import defaults
 from runqy.config import Settings
 from runqy.errors import NotFound
 from runqy.resources import read_json
@@ -57,3 +58,27 @@ class Register:
         if config is None:
             raise NotFound("queue not found: %s" % requested)
         resp.media = registration(self._settings, config, requested)
+
+
+class Workers:
+    """GET /api/cli/workers: workers from their heartbeat hashes."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        workers = [w.to_dict() for w in self._store.list_workers()]
+        resp.media = {"workers": workers, "count": len(workers)}
+
+
+class WorkerDetail:
+    """GET /api/cli/workers/{worker_id}: one worker and its recent log lines."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, worker_id: str) -> None:
+        worker, logs = self._store.get_worker(worker_id, defaults.WORKER_LOG_LINES)
+        resp.media = {**worker.to_dict(), "logs": logs}

@@ -1,0 +1,60 @@
+"""Queue configuration administration: /api/cli/configs."""
+
+from pathlib import Path
+
+import falcon
+
+from runqy import config, validation
+from runqy.config import Settings
+from runqy.resources import read_json
+from runqy.store import Store
+
+
+class Configs:
+    """GET lists every queue config; POST creates one (``?force=true`` replaces it)."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        configs = self._store.list_configs()
+        resp.media = {"configs": configs, "count": len(configs)}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        force = req.get_param_as_bool("force") or False
+        queue = config.queue_from_body(read_json(req))
+        created = self._store.create_config(queue, replace=force)
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        resp.media = {"config": queue, "created": created}
+
+
+class Config:
+    """DELETE /api/cli/configs/{name}: the config goes, the queue's tasks stay."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        validation.check_param("name_part", name, "name")
+        self._store.delete_config(name)
+        resp.media = {"name": name, "deleted": True}
+
+
+class Reload:
+    """POST /api/cli/configs/reload: upsert the queues of every valid YAML file.
+
+    A file with any error changes nothing; its errors are in the answer.
+    """
+
+    def __init__(self, store: Store, settings: Settings, roles: frozenset[str]):
+        self._store = store
+        self._dir = settings.config_dir
+        self.auth_roles = roles
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        queues, failures = config.load_dir(self._dir)
+        self._store.put_configs(queues)
+        resp.media = {"loaded": sorted(queues), "count": len(queues),
+                      "errors": {Path(path).name: messages for path, messages in failures.items()}}

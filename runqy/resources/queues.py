@@ -1,0 +1,68 @@
+"""Queue administration: /api/cli/queues[/{queue}[/pause|/unpause]]."""
+
+from typing import Any
+
+import falcon
+
+from runqy import validation
+from runqy.store import QueueStats, Store
+
+_COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
+           "processed", "failed", "processed_today", "failed_today")
+
+
+def queue_param(name: str) -> str:
+    """A queue name from the URL path (a parent or a full sub-queue name), validated."""
+    validation.check_param("queue_name", name, "queue")
+    return name
+
+
+def summary(name: str, subs: list[QueueStats]) -> dict[str, Any]:
+    """One queue (a parent or a single sub-queue): the sums of its sub-queues' statistics."""
+    out: dict[str, Any] = {"name": name}
+    for field in _COUNTS:
+        out[field] = sum(getattr(s, field) for s in subs)
+    out["paused"] = all(s.paused for s in subs)
+    out["latency_seconds"] = max(s.latency_seconds for s in subs)
+    priorities = [s.priority for s in subs if s.priority is not None]
+    out["priority"] = max(priorities) if priorities else None
+    return out
+
+
+class Queues:
+    """GET /api/cli/queues: every configured queue and every queue in asynq:queues."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        queues = [q.to_dict() for q in self._store.list_queues()]
+        resp.media = {"queues": queues, "count": len(queues)}
+
+
+class Queue:
+    """GET /api/cli/queues/{queue}: statistics (summed over a parent's sub-queues) and config."""
+
+    def __init__(self, store: Store, roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
+        subs = self._store.queue_stats(self._store.resolve_queues(queue_param(queue)))
+        resp.media = {**summary(queue, subs), "sub_queues": [s.to_dict() for s in subs],
+                      "config": self._store.get_config(queue.partition(".")[0])}
+
+
+class Pause:
+    """POST /api/cli/queues/{queue}/pause and /unpause; repeating either is harmless."""
+
+    def __init__(self, store: Store, roles: frozenset[str], paused: bool):
+        self._store = store
+        self._paused = paused
+        self.auth_roles = roles
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
+        moved = self._store.pause(queue_param(queue), self._paused)
+        resp.media = {"queue": queue, "paused": self._paused,
+                      "sub_queues": [{"name": q, "moved": n} for q, n in moved.items()]}
