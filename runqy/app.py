@@ -9,8 +9,9 @@ import redis
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import RunqyError
-from runqy.resources import configs, health, queues, tasks, workers
+from runqy.resources import configs, health, queues, tasks, vaults, workers
 from runqy.store import Store, connect
+from runqy.vault import Cipher
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +66,16 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, param
 def create_app(settings: Settings, *, store: Store | None = None, **store_options: Any) -> falcon.App:
     """The runqy application; ``store`` defaults to one on the configured Redis."""
     store = store or Store(connect(settings), **store_options)
+    cipher = Cipher(settings.vault_master_key)
+    if not cipher.enabled:
+        logger.info("%s", cipher.problem)
     app = falcon.App(middleware=[RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
 
     for path, resource in (
         ("/health", health.Health()),
         ("/healthz", health.Ready(store)),
-        ("/worker/register", workers.Register(store, settings, WORKERS)),
+        ("/worker/register", workers.Register(store, settings, cipher, WORKERS)),
         ("/queue/add", tasks.Enqueue(store, CLIENTS)),
         ("/queue/add-batch", tasks.EnqueueBatch(store, CLIENTS)),
         ("/queue/{task_id}", tasks.TaskStatus(store, CLIENTS)),
@@ -89,6 +93,10 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
         ("/api/cli/configs", configs.Configs(store, ADMIN_ONLY)),
         ("/api/cli/configs/reload", configs.Reload(store, settings, ADMIN_ONLY)),
         ("/api/cli/configs/{name}", configs.Config(store, ADMIN_ONLY)),
+        ("/api/vaults", vaults.Vaults(store, cipher, ADMIN_ONLY)),
+        ("/api/vaults/{name}", vaults.Vault(store, cipher, ADMIN_ONLY)),
+        ("/api/vaults/{name}/entries", vaults.VaultEntries(store, cipher, ADMIN_ONLY)),
+        ("/api/vaults/{name}/entries/{key}", vaults.VaultEntry(store, cipher, ADMIN_ONLY)),
     ):
         app.add_route(path, resource)
 

@@ -26,6 +26,9 @@ asynq:cancel                           PUBSUB  ids of active tasks to cancel
 runqy:configs                          HASH    parent queue name -> queue config JSON
 runqy:{Q}:config                       HASH    enqueue defaults of one sub-queue
 runqy:{Q}:held                         LIST    pending task ids held back while paused
+runqy:vaults                           SET     vault names
+runqy:vault:<name>                     HASH    ':meta' -> vault JSON, 'e:<KEY>' -> entry JSON
+                                               (value AES-256-GCM encrypted)
 =====================================  ======  ==========================================
 """
 
@@ -33,6 +36,8 @@ QUEUES = "asynq:queues"
 WORKERS = "asynq:workers"
 CANCEL_CHANNEL = "asynq:cancel"
 CONFIGS = "runqy:configs"
+VAULTS = "runqy:vaults"
+VAULT_META = ":meta"
 
 TASK_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
 
@@ -114,3 +119,11 @@ def queue_config(queue: str) -> str:
 
 def held(queue: str) -> str:
     return "runqy:{%s}:held" % queue
+
+
+def vault(name: str) -> str:
+    return "runqy:vault:" + name
+
+
+def vault_entry_field(key: str) -> str:
+    return "e:" + key

@@ -589,3 +589,69 @@ class Store:
         for sub in config["sub_queues"]:
             pipe.delete(keys.queue_config("%s.%s" % (name, sub["name"])))
         pipe.execute()
+
+    # --- vaults ---------------------------------------------------------------------------
+    # A vault is one hash: ':meta' holds its description, 'e:<KEY>' one entry each,
+    # with the value already encrypted by runqy.vault.
+
+    def list_vaults(self) -> list[tuple[dict[str, Any], int]]:
+        """Every vault's metadata with its number of entries."""
+        names = sorted(n.decode() for n in self.redis.smembers(keys.VAULTS))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hget(keys.vault(name), keys.VAULT_META)
+            pipe.hlen(keys.vault(name))
+        replies = pipe.execute()
+        return [(json.loads(meta), size - 1) for meta, size in zip(replies[::2], replies[1::2]) if meta]
+
+    def create_vault(self, name: str, description: str) -> dict[str, Any]:
+        meta = {"name": name, "description": description, "created_at": rfc3339(self._now())}
+        if not self.redis.hsetnx(keys.vault(name), keys.VAULT_META, json.dumps(meta)):
+            raise Conflict("vault already exists: %s" % name)
+        self.redis.sadd(keys.VAULTS, name)
+        return meta
+
+    def get_vault(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """A vault's metadata and its entries by key (values still encrypted)."""
+        fields = self.redis.hgetall(keys.vault(name))
+        meta = fields.pop(keys.VAULT_META.encode(), None)
+        if meta is None:
+            raise NotFound("vault not found: %s" % name)
+        prefix = len(keys.vault_entry_field(""))
+        entries = {k.decode()[prefix:]: json.loads(v) for k, v in sorted(fields.items())}
+        return json.loads(meta), entries
+
+    def get_vaults(self, names: Sequence[str]) -> list[dict[str, dict[str, Any]] | None]:
+        """The entries of several vaults in one pipeline, in order; None for a missing vault."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.vault(name))
+        prefix = len(keys.vault_entry_field(""))
+        meta = keys.VAULT_META.encode()
+        return [{k.decode()[prefix:]: json.loads(v) for k, v in fields.items() if k != meta}
+                if meta in fields else None for fields in pipe.execute()]
+
+    def delete_vault(self, name: str) -> None:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(keys.vault(name))
+        pipe.srem(keys.VAULTS, name)
+        if not pipe.execute()[0]:
+            raise NotFound("vault not found: %s" % name)
+
+    def put_vault_entry(self, name: str, key: str, entry: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Create or replace an entry: (True when it is new, the entry as stored)."""
+        entry = {**entry, "updated_at": rfc3339(self._now())}
+        code = self._script("vault_put_entry", [keys.vault(name)], [keys.vault_entry_field(key), json.dumps(entry)])
+        if code == -1:
+            raise NotFound("vault not found: %s" % name)
+        return bool(code), entry
+
+    def delete_vault_entry(self, name: str, key: str) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.exists(keys.vault(name))
+        pipe.hdel(keys.vault(name), keys.vault_entry_field(key))
+        exists, removed = pipe.execute()
+        if not exists:
+            raise NotFound("vault not found: %s" % name)
+        if not removed:
+            raise NotFound("entry not found: %s in vault %s" % (key, name))

@@ -8,12 +8,15 @@ from runqy import defaults
 from runqy.config import Settings
 from runqy.errors import NotFound
 from runqy.resources import read_json
+from runqy.resources.vaults import deployment_secrets
 from runqy.store import Store
+from runqy.vault import Cipher
 
 _DEPLOYMENT_DEFAULTS = {"code_path": "", "startup_timeout_secs": 0, "requirements_file": "", "vaults": []}
 
 
-def registration(settings: Settings, config: dict[str, Any], requested: str) -> dict[str, Any]:
+def registration(settings: Settings, config: dict[str, Any], requested: str,
+                 vaults: dict[str, str], git_token: str) -> dict[str, Any]:
     """The register answer for ``requested`` (a parent, or one ``parent.sub``).
 
     Every type is what the worker's Go decoder expects; priorities are >= 1 so
@@ -28,7 +31,7 @@ def registration(settings: Settings, config: dict[str, Any], requested: str) -> 
     sub_queues = sorted(({"name": "%s.%s" % (parent, s["name"]), "priority": s["priority"]} for s in subs),
                         key=lambda s: (-s["priority"], s["name"]))
     deployment = {**_DEPLOYMENT_DEFAULTS, **config["deployment"]}
-    git_token = deployment.pop("git_token", None)
+    deployment.pop("git_token", None)
     answer = {
         "redis": {"addr": settings.worker_redis_addr, "password": settings.redis_password,
                   "db": settings.redis_db, "use_tls": settings.redis_tls},
@@ -36,7 +39,7 @@ def registration(settings: Settings, config: dict[str, Any], requested: str) -> 
                   "mode": config["mode"]},
         "sub_queues": sub_queues,
         "deployment": deployment,
-        "vaults": {},
+        "vaults": vaults,
     }
     if git_token:
         answer["git_token"] = git_token
@@ -46,9 +49,10 @@ def registration(settings: Settings, config: dict[str, Any], requested: str) -> 
 class Register:
     """POST /worker/register: Redis credentials, sub-queues and the deployment spec."""
 
-    def __init__(self, store: Store, settings: Settings, roles: frozenset[str]):
+    def __init__(self, store: Store, settings: Settings, cipher: Cipher, roles: frozenset[str]):
         self._store = store
         self._settings = settings
+        self._cipher = cipher
         self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -57,7 +61,8 @@ class Register:
         config = self._store.get_config(requested.partition(".")[0])
         if config is None:
             raise NotFound("queue not found: %s" % requested)
-        resp.media = registration(self._settings, config, requested)
+        vaults, git_token = deployment_secrets(self._store, self._cipher, requested, config["deployment"])
+        resp.media = registration(self._settings, config, requested, vaults, git_token)
 
 
 class Workers:

@@ -1,0 +1,128 @@
+"""Vaults of encrypted secrets: /api/vaults (product spec §7).
+
+Values are decrypted only to be masked here; the register answer is the one
+place where they leave the server in clear.
+"""
+
+from typing import Any
+
+import falcon
+
+from runqy import validation
+from runqy.errors import Unavailable
+from runqy.resources import read_json
+from runqy.store import Store
+from runqy.vault import Cipher, check_entry_key, mask
+
+
+def _entry(cipher: Cipher, vault: str, key: str, stored: dict[str, Any]) -> dict[str, Any]:
+    value = cipher.decrypt(vault, key, stored["value"])
+    secret = stored.get("is_secret", True)
+    return {"key": key, "value": mask(value) if secret else value, "is_secret": secret,
+            "updated_at": stored.get("updated_at")}
+
+
+class _VaultResource:
+    def __init__(self, store: Store, cipher: Cipher, roles: frozenset[str]):
+        self._store = store
+        self._cipher = cipher
+        self.auth_roles = roles
+
+    def _name(self, name: str) -> str:
+        """Vault routes answer 503 while vaults are off, before anything else is checked."""
+        self._cipher.require()
+        validation.check_param("name_part", name, "vault")
+        return name
+
+    def _entries(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        meta, entries = self._store.get_vault(self._name(name))
+        return meta, [_entry(self._cipher, name, key, stored) for key, stored in entries.items()]
+
+
+class Vaults(_VaultResource):
+    """GET lists the vaults; POST creates one."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._cipher.require()
+        vaults = [{**meta, "entry_count": count} for meta, count in self._store.list_vaults()]
+        resp.media = {"vaults": vaults, "count": len(vaults)}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._cipher.require()
+        body = read_json(req, "vault")
+        meta = self._store.create_vault(body["name"], body.get("description", ""))
+        resp.status = falcon.HTTP_201
+        resp.media = {**meta, "entry_count": 0}
+
+
+class Vault(_VaultResource):
+    """GET shows one vault with its (masked) entries; DELETE removes it."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        meta, entries = self._entries(name)
+        resp.media = {**meta, "entry_count": len(entries), "entries": entries}
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        self._store.delete_vault(self._name(name))
+        resp.media = {"name": name, "deleted": True}
+
+
+class VaultEntries(_VaultResource):
+    """GET lists a vault's entries (secrets masked); POST creates or replaces one."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        _, entries = self._entries(name)
+        resp.media = {"vault": name, "entries": entries, "count": len(entries)}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        self._name(name)
+        body = read_json(req, "vault_entry")
+        check_entry_key(body["key"])
+        secret = body.get("is_secret", True)
+        stored = {"value": self._cipher.encrypt(name, body["key"], body["value"]), "is_secret": secret}
+        created, stored = self._store.put_vault_entry(name, body["key"], stored)
+        resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
+        resp.media = {"vault": name, "created": created, **_entry(self._cipher, name, body["key"], stored)}
+
+
+class VaultEntry(_VaultResource):
+    """DELETE /api/vaults/{name}/entries/{key}."""
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str, key: str) -> None:
+        self._store.delete_vault_entry(self._name(name), key)
+        resp.media = {"vault": name, "key": key, "deleted": True}
+
+
+VAULT_REF = "vault://"
+
+
+def deployment_secrets(store: Store, cipher: Cipher, queue: str, deployment: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The register answer's ``vaults`` and ``git_token`` for one queue's deployment.
+
+    ``vaults`` merges the decrypted entries of every vault the deployment names,
+    later vaults overriding earlier keys; a ``git_token`` of the form
+    ``vault://<vault>/<key>`` is resolved. Anything missing is an error, never a
+    partial answer.
+    """
+    names = list(deployment.get("vaults") or [])
+    token = deployment.get("git_token") or ""
+    token_ref = token[len(VAULT_REF):].partition("/") if token.startswith(VAULT_REF) else None
+    wanted = list(dict.fromkeys(names + ([token_ref[0]] if token_ref else [])))
+    if not wanted:
+        return {}, token
+    if not cipher.enabled:
+        raise Unavailable("queue %s needs vaults %s, but %s" % (queue, ", ".join(wanted), cipher.problem))
+    found = dict(zip(wanted, store.get_vaults(wanted)))
+    missing = sorted(name for name, entries in found.items() if entries is None)
+    if missing:
+        raise Unavailable("queue %s names vaults that do not exist: %s" % (queue, ", ".join(missing)))
+    merged = {}
+    for name in names:
+        for key, stored in sorted(found[name].items()):
+            merged[key] = cipher.decrypt(name, key, stored["value"])
+    if token_ref:
+        vault, _, key = token_ref
+        if key not in found[vault]:
+            raise Unavailable("queue %s: git_token refers to %s%s/%s, which does not exist" % (queue, VAULT_REF, vault, key))
+        token = cipher.decrypt(vault, key, found[vault][key]["value"])
+    return merged, token

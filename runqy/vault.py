@@ -1,0 +1,88 @@
+"""Vault encryption: AES-256-GCM with the master key of ``RUNQY_VAULT_MASTER_KEY``.
+
+Every value gets a fresh 96-bit nonce and is bound to its vault and key as
+associated data, so a ciphertext copied to another entry does not decrypt.
+Stored form: base64(nonce || ciphertext+tag). Nothing here touches Redis.
+"""
+
+import base64
+import binascii
+import os
+import re
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from runqy.errors import Unavailable, ValidationError
+
+GENERATE = "python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'"
+_NONCE = 12
+
+#: Entry keys become environment variables of the worker's child process: these
+#: would change how it finds programs, libraries or its Python environment.
+RESERVED_KEYS = frozenset((
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "IFS", "ENV", "BASH_ENV",
+    "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONEXECUTABLE",
+    "PYTHONNOUSERSITE", "PYTHONSAFEPATH", "PYTHONPLATLIBDIR", "PYTHONINSPECT",
+))
+RESERVED_PREFIXES = ("LD_", "DYLD_")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_entry_key(key: str) -> None:
+    """Refuse keys that are not environment variable names or would override the runtime's own."""
+    if not _ENV_NAME.fullmatch(key):
+        raise ValidationError("key: %r is not a valid environment variable name "
+                              "(a letter or '_', then up to 127 letters, digits or '_')" % key[:64])
+    upper = key.upper()
+    if upper in RESERVED_KEYS or upper.startswith(RESERVED_PREFIXES):
+        raise ValidationError("key: %s is reserved: it would override the worker process's own environment" % key)
+
+
+def mask(value: str) -> str:
+    """``sk****yz`` for longer values, ``****`` for 4 characters or fewer."""
+    return "****" if len(value) <= 4 else value[:2] + "****" + value[-2:]
+
+
+class Cipher:
+    """Encrypts and decrypts vault values; raises Unavailable when vaults are off."""
+
+    def __init__(self, master_key: str):
+        self._aead = None
+        self.problem = ""
+        if not master_key:
+            self.problem = "vaults are disabled: set RUNQY_VAULT_MASTER_KEY to a base64-encoded 32-byte key"
+        else:
+            try:
+                raw = base64.b64decode(master_key, validate=True)
+            except (binascii.Error, ValueError):
+                raw = b""
+            if len(raw) != 32:
+                self.problem = "RUNQY_VAULT_MASTER_KEY is not a base64-encoded 32-byte key; vaults are disabled"
+            else:
+                self._aead = AESGCM(raw)
+        if self.problem:
+            self.problem += " (generate one with: %s)" % GENERATE
+
+    @property
+    def enabled(self) -> bool:
+        return self._aead is not None
+
+    def require(self) -> AESGCM:
+        if self._aead is None:
+            raise Unavailable(self.problem)
+        return self._aead
+
+    def encrypt(self, vault: str, key: str, value: str) -> str:
+        nonce = os.urandom(_NONCE)
+        sealed = self.require().encrypt(nonce, value.encode(), ("%s/%s" % (vault, key)).encode())
+        return base64.b64encode(nonce + sealed).decode()
+
+    def decrypt(self, vault: str, key: str, stored: str) -> str:
+        aead = self.require()
+        try:
+            blob = base64.b64decode(stored)
+            return aead.decrypt(blob[:_NONCE], blob[_NONCE:], ("%s/%s" % (vault, key)).encode()).decode()
+        except (InvalidTag, binascii.Error, ValueError):
+            raise Unavailable("cannot decrypt entry %s of vault %s: RUNQY_VAULT_MASTER_KEY is not the key "
+                              "its values were written with" % (key, vault)) from None
