@@ -9,7 +9,8 @@ import redis
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import RunqyError
-from runqy.resources import configs, health, queues, tasks, vaults, workers
+from runqy.metrics import Metrics
+from runqy.resources import configs, docs, health, queues, tasks, vaults, workers
 from runqy.store import Store, connect
 from runqy.vault import Cipher
 
@@ -69,12 +70,17 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
     cipher = Cipher(settings.vault_master_key)
     if not cipher.enabled:
         logger.info("%s", cipher.problem)
-    app = falcon.App(middleware=[RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
+    metrics = Metrics(store)
+    app = falcon.App(middleware=[metrics, RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
 
     for path, resource in (
         ("/health", health.Health()),
         ("/healthz", health.Ready(store)),
+        ("/metrics", metrics),
+        ("/openapi.yaml", docs.OpenAPI()),
+        ("/swagger", docs.SwaggerRedirect()),
+        ("/swagger/index.html", docs.SwaggerIndex()),
         ("/worker/register", workers.Register(store, settings, cipher, WORKERS)),
         ("/queue/add", tasks.Enqueue(store, CLIENTS)),
         ("/queue/add-batch", tasks.EnqueueBatch(store, CLIENTS)),
@@ -99,6 +105,8 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
         ("/api/vaults/{name}/entries/{key}", vaults.VaultEntry(store, cipher, ADMIN_ONLY)),
     ):
         app.add_route(path, resource)
+
+    app.add_static_route("/swagger", str(docs.SWAGGER_ASSETS))
 
     # the most general handler first: falcon picks the most specific match
     app.add_error_handler(Exception, _unexpected)

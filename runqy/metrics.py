@@ -1,0 +1,101 @@
+"""Prometheus metrics: HTTP traffic measured per process, queue state read from Redis.
+
+HTTP counters and histograms are kept by each gunicorn worker; with several
+workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by config/gunicorn.conf.py) makes
+prometheus-client share them through files, and a scrape adds them up. Queue
+metrics are read at scrape time with the store's queue statistics (one
+pipeline for all queues), so every process reports the same numbers.
+"""
+
+import logging
+import os
+import time
+from typing import Iterator
+
+import falcon
+import redis
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from runqy.store import Store
+
+logger = logging.getLogger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_STATES = ("pending", "held", "active", "scheduled", "retry", "archived", "completed")
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class QueueCollector:
+    """asynq-compatible queue metrics, read from Redis at each scrape."""
+
+    def __init__(self, store: Store):
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("runqy_redis_up", "1 when Redis answered this scrape")
+        try:
+            queues = self._store.list_queues()
+        except redis.exceptions.RedisError as exc:
+            logger.warning("metrics: redis unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        size = GaugeMetricFamily("asynq_queue_size", "Number of tasks in a queue", labels=["queue"])
+        latency = GaugeMetricFamily("asynq_queue_latency_seconds",
+                                    "Age of the oldest pending task of a queue", labels=["queue"])
+        paused = GaugeMetricFamily("asynq_queue_paused_total", "1 when the queue is paused", labels=["queue"])
+        by_state = GaugeMetricFamily("asynq_tasks_enqueued_total", "Number of tasks of a queue in each state",
+                                     labels=["queue", "state"])
+        processed = CounterMetricFamily("asynq_tasks_processed", "Tasks that succeeded", labels=["queue"])
+        failed = CounterMetricFamily("asynq_tasks_failed", "Tasks that failed for good", labels=["queue"])
+        for q in queues:
+            counts = {state: getattr(q, state) for state in _STATES}
+            size.add_metric([q.name], sum(counts.values()))
+            latency.add_metric([q.name], q.latency_seconds)
+            paused.add_metric([q.name], int(q.paused))
+            for state, count in counts.items():
+                by_state.add_metric([q.name, state], count)
+            processed.add_metric([q.name], q.processed)
+            failed.add_metric([q.name], q.failed)
+        yield from (size, latency, paused, by_state, processed, failed)
+
+
+class Metrics:
+    """The HTTP metrics of one app, and the /metrics resource that exposes everything."""
+
+    def __init__(self, store: Store):
+        self._multiprocess = bool(os.environ.get(MULTIPROC_ENV))
+        self._registry = CollectorRegistry()
+        self._requests = Counter("runqy_http_requests", "HTTP requests by route template, method and status",
+                                 ["route", "method", "status"], registry=self._registry)
+        self._latency = Histogram("runqy_http_request_duration_seconds", "HTTP request latency by route template",
+                                  ["route", "method"], buckets=_BUCKETS, registry=self._registry)
+        self._queues = QueueCollector(store)
+        if not self._multiprocess:
+            self._registry.register(self._queues)
+
+    # middleware ------------------------------------------------------------------------
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
+                         req_succeeded: bool) -> None:
+        route = req.uri_template or "unmatched"
+        self._requests.labels(route, req.method, resp.status_code).inc()
+        self._latency.labels(route, req.method).observe(time.perf_counter() - req.context.started)
+
+    # resource ----------------------------------------------------------------------------
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        registry = self._registry
+        if self._multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            registry.register(self._queues)
+        resp.content_type = CONTENT_TYPE_LATEST
+        resp.data = generate_latest(registry)
