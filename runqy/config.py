@@ -89,6 +89,20 @@ def _redis_from_env(env: Mapping[str, str]) -> dict[str, Any]:
 # --- queue configs -----------------------------------------------------------------
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "duplicate key %r" % (key,), key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """A validated queue entry with every default filled in (product spec §7).
 
@@ -139,7 +153,7 @@ def _where(path: str, error_path: list) -> str:
 def load_file(path: Path) -> dict[str, dict[str, Any]]:
     """Parse, validate and normalise one YAML file; every problem names file, queue and field."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError("%s: cannot read YAML: %s" % (path, str(exc).replace("\n", " "))) from None
     problems = sorted(validation.validator("queue_config_file").iter_errors(document),
@@ -163,6 +177,7 @@ def load_dir(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str
     """
     queues: dict[str, dict[str, Any]] = {}
     failures: dict[str, list[str]] = {}
+    defined_in: dict[str, str] = {}
     root = Path(directory)
     if not root.is_dir():
         return {}, {str(root): ["%s: not a directory" % root]}
@@ -174,10 +189,11 @@ def load_dir(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str
             continue
         clashes = sorted(set(loaded) & set(queues))
         if clashes:
-            failures[str(path)] = ["%s: queue '%s' is already defined in another file" % (path, n)
+            failures[str(path)] = ["%s: queue '%s' is already defined in %s" % (path, n, defined_in[n])
                                    for n in clashes]
             continue
         queues.update(loaded)
+        defined_in.update(dict.fromkeys(loaded, path.name))
     return queues, failures
 
 

@@ -62,11 +62,14 @@ def encode_head(type_: str, payload: bytes, task_id: str, queue: str) -> bytes:
 
 
 def encode(msg: TaskMessage) -> bytes:
+    """Every non-empty field, in field-number order as Go's marshaller writes them."""
     out = encode_head(msg.type, msg.payload, msg.id, msg.queue)
-    if msg.error_msg:
-        out += length_delimited(ERROR_MSG, msg.error_msg.encode())
-    for field, name in sorted(_INT_FIELDS.items()):
-        out += int_field(field, getattr(msg, name))
+    for field in range(RETRY, COMPLETED_AT + 1):
+        if field in _STRING_FIELDS:
+            value = getattr(msg, _STRING_FIELDS[field])
+            out += length_delimited(field, value.encode()) if value else b""
+        elif field in _INT_FIELDS:
+            out += int_field(field, getattr(msg, _INT_FIELDS[field]))
     return out
 
 

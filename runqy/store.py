@@ -198,6 +198,8 @@ class Store:
         self.clock = clock
         self.new_id = new_id
         self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
+        # queues this process has put into asynq:queues: after the first enqueue, no more SADDs
+        self._registered: set[str] = set()
 
     # --- plumbing ----------------------------------------------------------------
 
@@ -208,25 +210,30 @@ class Store:
         for script in self.scripts.values():
             self.redis.script_load(script.source)
 
-    def _pipeline(self, fill: Callable[[redis.client.Pipeline], None], transaction: bool = False) -> list:
+    def _pipeline(self, fill: Callable[[redis.client.Pipeline], None]) -> list:
         """Run the commands ``fill`` queues in one round trip; errors come back as values.
 
         When Redis has forgotten a script (restart, SCRIPT FLUSH) the scripts are
-        loaded and the pipeline runs once more; nothing ran in the failed attempt
-        that is not idempotent, since a script that is not found does not run.
+        loaded and only the script calls that failed run again: a script that is
+        not found has not run, and the other commands must not run twice.
         """
-        for attempt in (1, 2):
-            pipe = self.redis.pipeline(transaction=transaction)
-            fill(pipe)
-            results = pipe.execute(raise_on_error=False)
-            if attempt == 1 and any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-                self._load_scripts()
-                continue
-            for result in results:
-                if isinstance(result, redis.exceptions.ConnectionError):
-                    raise result
-            return results
-        raise AssertionError("unreachable")
+        pipe = self.redis.pipeline(transaction=False)
+        fill(pipe)
+        stack = list(pipe.command_stack)
+        results = pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        if missing:
+            self._load_scripts()
+            pipe = self.redis.pipeline(transaction=False)
+            for i in missing:
+                args, options = stack[i]
+                pipe.execute_command(*args, **options)
+            for i, result in zip(missing, pipe.execute(raise_on_error=False)):
+                results[i] = result
+        for result in results:
+            if isinstance(result, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+                raise result
+        return results
 
     def _evalsha(self, pipe: redis.client.Pipeline, name: str, keys_: Sequence[str], args: Iterable) -> None:
         pipe.evalsha(self.scripts[name].sha, len(keys_), *keys_, *args)
@@ -278,14 +285,17 @@ class Store:
 
         The reverse keys go first, so that a task is findable before a worker can
         see it; the script then writes every hash and pushes the ids, or nothing.
+        Client-chosen ids are claimed before, in every queue at once.
         """
         ids = [t.task_id or self.new_id() for t in tasks]
-        if any(t.task_id for t in tasks):
-            self._claim_ids(queue, [i for i, t in zip(ids, tasks) if t.task_id])
-        now = self._now()
+        if len(set(ids)) != len(ids):
+            raise Conflict("a task id repeats within one request")
+        chosen = [task_id for task_id, task in zip(ids, tasks) if task.task_id]
+        if chosen:
+            self._claim_ids(queue, chosen)
         script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue)]
         script_keys += [keys.task(queue, task_id) for task_id in ids]
-        args: list[Any] = [now, "" if max_retry is None else max_retry]
+        args: list[Any] = [self._now(), "" if max_retry is None else max_retry]
         for task_id, task in zip(ids, tasks):
             args += [task_id, protobuf.encode_head(queue, task.payload, task_id, queue),
                      "" if task.timeout is None else task.timeout]
@@ -293,22 +303,35 @@ class Store:
         def fill(pipe: redis.client.Pipeline) -> None:
             for task_id, task in zip(ids, tasks):
                 if not task.task_id:
-                    pipe.hset(keys.task_queue(task_id), "queue", queue)
+                    pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
                 pipe.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
             self._evalsha(pipe, "enqueue", script_keys, args)
 
         try:
-            reply = self._pipeline(fill)[-1]
-            if isinstance(reply, Exception):
-                raise reply
-            code = int(reply[0])
+            replies = self._pipeline(fill)
+        except BaseException:
+            self._release_ids(ids)
+            raise
+        reply = replies[-1]
+        code = -3 if isinstance(reply, Exception) else int(reply[0])
+        if code < 0:
+            # release only the reverse keys this call created
+            created, position = list(chosen), 0
+            for task_id, task in zip(ids, tasks):
+                if not task.task_id:
+                    if replies[position]:
+                        created.append(task_id)
+                    position += 1
+                position += 1
+            self._release_ids(created)
             if code == -1:
                 raise NotFound("queue not found: %s" % queue)
             if code == -2:
                 raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
-        except BaseException:
-            self._release_ids(ids)
-            raise
+            raise reply
+        if queue not in self._registered:
+            self.redis.sadd(keys.QUEUES, queue)
+            self._registered.add(queue)
         held, resolved_retry, default_timeout = code == 1, int(reply[1]), int(reply[2])
         return [Enqueued(task_id, queue, "pending", resolved_retry,
                          default_timeout if task.timeout is None else task.timeout, held)
@@ -328,6 +351,8 @@ class Store:
 
     def _release_ids(self, ids: list[str]) -> None:
         """Undo the reverse keys of an enqueue that wrote no task (best effort)."""
+        if not ids:
+            return
         try:
             self.redis.delete(*map(keys.task_queue, ids))
         except redis.exceptions.RedisError:

@@ -330,7 +330,7 @@ def test_same_queue_in_two_files_is_an_error_of_the_second_file(tmp_path):
     second = write(tmp_path, "2.yml", GOOD_YAML.replace("simple.git", "fork.git"))
     queues, failures = load_dir(tmp_path)
     assert queues["simple"]["deployment"]["git_url"] == "https://example.com/simple.git"
-    assert failures == {str(second): ["%s: queue 'simple' is already defined in another file" % second]}
+    assert failures == {str(second): ["%s: queue 'simple' is already defined in 1.yaml" % second]}
 
 
 def test_load_dir_reads_yaml_and_yml_and_ignores_other_files(tmp_path):

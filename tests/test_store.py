@@ -284,15 +284,6 @@ def test_colliding_generated_id_is_a_conflict_and_keeps_the_first_task_findable(
     assert same.get_task("dup").payload == {"first": 1}
 
 
-def test_colliding_generated_id_in_another_queue_is_a_conflict(r, settings, store):
-    same = Store(connect(settings), clock=lambda: NOW, new_id=lambda: "dup")
-    same.enqueue("simple.default", [NewTask(b'{"first":1}')])
-    before = all_keys(r)
-    with pytest.raises(Conflict):
-        same.enqueue("inference.high", [NewTask(b'{"second":2}')])
-    assert all_keys(r) == before
-
-
 # --- paused queues and script reloads ------------------------------------------------------------
 
 
