@@ -1,0 +1,239 @@
+"""Faults over a real gunicorn: Redis going away and coming back, bad start-up
+settings, and body limits enforced on the wire (Content-Length and chunked).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import requests
+
+from runqy import config as runqy_config
+from runqy import keys
+from runqy.config import Settings
+from runqy.store import Store, connect
+from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, wait_for
+
+pytestmark = pytest.mark.e2e
+
+#: The bound within which a request must be answered while Redis is down.
+UNAVAILABLE_WITHIN = 3
+
+
+@pytest.fixture
+def redis_restored(redis_server):
+    """Yields the Redis server; whatever the test did, Redis is running afterwards."""
+    try:
+        yield redis_server
+    finally:
+        if redis_server.process is None:
+            redis_server.start()
+
+
+def put_example_configs(redis_server) -> None:
+    """A restarted Redis is empty: put the example queue configs back."""
+    loaded, failures = runqy_config.load_dir(ROOT / "config")
+    assert not failures
+    settings = Settings(api_key=ADMIN_KEY, redis_host="127.0.0.1", redis_port=redis_server.port)
+    Store(connect(settings)).put_configs(loaded)
+
+
+def assert_unavailable(answer: requests.Response) -> None:
+    assert answer.status_code == 503, answer.text
+    body = answer.json()
+    assert set(body) == {"errors"} and len(body["errors"]) == 1, body
+    assert body["errors"][0].startswith("redis unavailable: "), body
+
+
+def core_calls(url: str, task_id: str) -> dict[str, requests.Response]:
+    """One call to each core route that needs Redis, each bounded by UNAVAILABLE_WITHIN."""
+    return {
+        "add": requests.post(url + "/queue/add", json={"queue": "inference.high", "data": {"n": 2}},
+                             headers=ADMIN, timeout=UNAVAILABLE_WITHIN),
+        "batch": requests.post(url + "/queue/add-batch", json={"queue": "simple", "jobs": [1, 2]},
+                               headers=ADMIN, timeout=UNAVAILABLE_WITHIN),
+        "status": requests.get(url + "/queue/" + task_id, headers=ADMIN, timeout=UNAVAILABLE_WITHIN),
+        "status_seed": requests.get(url + "/queue/%s/inference.high" % task_id, headers=ADMIN,
+                                    timeout=UNAVAILABLE_WITHIN),
+        "register": requests.post(url + "/worker/register",
+                                  json={"queue": "inference", "hostname": "h", "os": "linux", "version": "dev"},
+                                  headers=WORKER, timeout=UNAVAILABLE_WITHIN),
+        "healthz": requests.get(url + "/healthz", timeout=UNAVAILABLE_WITHIN),
+    }
+
+
+def enqueue(url: str, queue: str = "inference.high", data=None) -> requests.Response:
+    return requests.post(url + "/queue/add", json={"queue": queue, "data": data or {"n": 1}},
+                         headers=ADMIN, timeout=5)
+
+
+# --- Redis stops and comes back -------------------------------------------------------------
+
+
+def test_redis_down_is_503_on_every_core_route_and_the_same_server_recovers(server, r, redis_restored):
+    first = enqueue(server.url)
+    assert first.status_code == 200, first.text
+    task_id = first.json()["info"]["id"]
+    pid = server.process.pid
+
+    redis_restored.stop()
+    # several rounds, so that both gunicorn workers and several pooled connections see the outage
+    for _ in range(3):
+        answers = core_calls(server.url, task_id)
+        for name in ("add", "batch", "status", "status_seed", "register"):
+            assert_unavailable(answers[name])
+        assert answers["healthz"].status_code == 503
+        assert answers["healthz"].json() == {"status": "degraded", "redis": False}
+    assert requests.get(server.url + "/health", timeout=UNAVAILABLE_WITHIN).json() == {"status": "ok"}
+
+    redis_restored.start()
+    put_example_configs(redis_restored)
+    fresh = redis_restored.client()
+    # the same process serves again: every route, several times over both workers' pools
+    for _ in range(6):
+        assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
+        answer = enqueue(server.url, data={"after": "restart"})
+        assert answer.status_code == 200, answer.text
+        new_id = answer.json()["info"]["id"]
+        assert fresh.hget(keys.task_queue(new_id), "queue") == b"inference.high"
+        status = requests.get(server.url + "/queue/" + new_id, headers=ADMIN, timeout=5)
+        assert status.status_code == 200 and status.json()["info"]["payload"] == {"after": "restart"}
+        reg = requests.post(server.url + "/worker/register", json={"queue": "inference"}, headers=WORKER,
+                            timeout=5)
+        assert reg.status_code == 200 and reg.json()["sub_queues"][0]["name"] == "inference.high"
+    batch = requests.post(server.url + "/queue/add-batch", json={"queue": "simple", "jobs": [1, 2]},
+                          headers=ADMIN, timeout=5)
+    assert batch.status_code == 200, batch.text
+    assert fresh.llen(keys.pending("inference.high")) == 6
+    assert fresh.llen(keys.pending("simple.default")) == 2
+    # the task written before the restart is gone with the data; that is a 404, not an error
+    assert requests.get(server.url + "/queue/" + task_id, headers=ADMIN, timeout=5).status_code == 404
+    assert server.process.poll() is None and server.process.pid == pid
+
+
+# --- start-up -------------------------------------------------------------------------------------
+
+
+def run_gunicorn_expecting_exit(env: dict, timeout: float = 30) -> subprocess.CompletedProcess:
+    """gunicorn that must refuse to start: its exit status and its output."""
+    full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": "0", "WEB_CONCURRENCY": "1"}
+    try:
+        return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "runqy.wsgi:app"],
+                              cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError("gunicorn did not exit: %s" % (exc.stdout, exc.stderr)) from None
+
+
+def test_start_with_a_bad_queue_config_exits_naming_file_queue_and_field(r, gunicorn_env, tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text(textwrap.dedent("""\
+        queues:
+          fine:
+            deployment: {git_url: https://example.com/a.git, startup_cmd: python a.py}
+          gpu:
+            sub_queues:
+              - name: fast
+                priority: 0
+            deployment: {git_url: https://example.com/b.git, startup_cmd: python b.py}
+        """))
+    done = run_gunicorn_expecting_exit({**gunicorn_env, "RUNQY_CONFIG_DIR": str(tmp_path)})
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert str(bad) in output
+    assert "gpu" in output and "sub_queues.0.priority" in output, output
+    assert r.hlen(keys.CONFIGS) == 0
+
+
+def test_start_without_an_admin_key_exits_with_a_clear_message(r, gunicorn_env):
+    env = {k: v for k, v in gunicorn_env.items() if k != "RUNQY_API_KEY"}
+    env["RUNQY_API_KEY"] = ""
+    done = run_gunicorn_expecting_exit(env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "RUNQY_API_KEY is not set" in output, output
+    assert "Traceback" not in output, output
+    assert r.hlen(keys.CONFIGS) == 0
+
+
+def test_start_with_redis_down_answers_503_then_loads_configs_when_redis_comes_up(r, gunicorn_env,
+                                                                                 redis_restored):
+    redis_restored.stop()
+    process = Gunicorn(gunicorn_env)
+    try:
+        assert_unavailable(requests.post(process.url + "/queue/add", json={"queue": "simple", "data": 1},
+                                         headers=ADMIN, timeout=UNAVAILABLE_WITHIN))
+        health = requests.get(process.url + "/healthz", timeout=UNAVAILABLE_WITHIN)
+        assert (health.status_code, health.json()) == (503, {"status": "degraded", "redis": False})
+
+        redis_restored.start()
+        fresh = redis_restored.client()
+        # nobody puts the configs: the server loads them itself once Redis answers
+        answer = wait_for(lambda: (lambda a: a if a.status_code == 200 else None)(
+            enqueue(process.url, queue="simple", data={"late": True})), timeout=15, what="configs loaded")
+        task_id = answer.json()["info"]["id"]
+        assert fresh.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
+        assert set(fresh.hkeys(keys.CONFIGS)) == {b"inference", b"simple"}
+        assert requests.get(process.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
+        assert process.process.poll() is None
+    finally:
+        process.stop()
+
+
+# --- body limits on the wire -------------------------------------------------------------------------
+
+LIMIT = 2048
+
+
+@pytest.fixture(scope="module")
+def small_server(redis_server):
+    """One gunicorn with a small RUNQY_MAX_BODY_SIZE for the tests below (configs loaded per test)."""
+    process = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port,
+                        "RUNQY_CONFIG_DIR": str(ROOT / "config"), "RUNQY_MAX_BODY_SIZE": str(LIMIT)})
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def small(small_server, store):
+    """The small-limit server, on a database emptied and given the example configs for this test."""
+    return small_server
+
+
+def chunks(body: bytes, size: int = 512):
+    for start in range(0, len(body), size):
+        yield body[start:start + size]
+
+
+def over_limit_body(size: int = 3 * LIMIT) -> bytes:
+    return ('{"queue": "simple", "data": "%s"}' % ("x" * size)).encode()
+
+
+@pytest.mark.parametrize("size", [LIMIT, 1_000_000])
+def test_body_over_the_limit_is_413_over_gunicorn(small, r, size):
+    answer = requests.post(small.url + "/queue/add", data=over_limit_body(size),
+                           headers={**ADMIN, "Content-Type": "application/json"}, timeout=5)
+    assert answer.status_code == 413, answer.text
+    assert str(LIMIT) in answer.json()["errors"][0]
+    assert r.llen(keys.pending("simple.default")) == 0
+
+
+def test_chunked_body_over_the_limit_is_413_over_gunicorn(small, r):
+    answer = requests.post(small.url + "/queue/add", data=chunks(over_limit_body()),
+                           headers={**ADMIN, "Content-Type": "application/json"}, timeout=5)
+    assert answer.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in answer.request.headers
+    assert answer.status_code == 413, answer.text
+    assert str(LIMIT) in answer.json()["errors"][0]
+    assert r.llen(keys.pending("simple.default")) == 0
+
+
+def test_chunked_body_under_the_limit_is_enqueued_over_gunicorn(small, r):
+    body = b'{"queue": "simple", "data": {"chunked": true}}'
+    answer = requests.post(small.url + "/queue/add", data=chunks(body, 8),
+                           headers={**ADMIN, "Content-Type": "application/json"}, timeout=5)
+    assert answer.request.headers.get("Transfer-Encoding") == "chunked"
+    assert answer.status_code == 200, answer.text
+    task_id = answer.json()["info"]["id"]
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
