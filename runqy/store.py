@@ -10,7 +10,8 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass
+import dataclasses
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -62,7 +63,7 @@ def _json_value(raw: bytes | None) -> Any:
         return None
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
 
 
@@ -71,6 +72,11 @@ def _int(raw: Any, default: int = 0) -> int:
         return int(raw)
     except (TypeError, ValueError):
         return default
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    """A dataclass as a dict, one level deep (payloads may nest deeper than ``asdict`` can recurse)."""
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
 
 
 @dataclass
@@ -101,7 +107,7 @@ class Task:
     next_process_at: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields(self)
 
 
 @dataclass
@@ -123,7 +129,7 @@ class QueueStats:
     latency_seconds: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields(self)
 
 
 def parse_go_map(text: str) -> list[dict[str, Any]]:
@@ -170,7 +176,7 @@ class Worker:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields(self)
 
 
 @dataclass
@@ -198,8 +204,6 @@ class Store:
         self.clock = clock
         self.new_id = new_id
         self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
-        # queues this process has put into asynq:queues: after the first enqueue, no more SADDs
-        self._registered: set[str] = set()
 
     # --- plumbing ----------------------------------------------------------------
 
@@ -306,13 +310,14 @@ class Store:
                     pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
                 pipe.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
             self._evalsha(pipe, "enqueue", script_keys, args)
+            pipe.sadd(keys.QUEUES, queue)
 
         try:
             replies = self._pipeline(fill)
         except BaseException:
             self._release_ids(ids)
             raise
-        reply = replies[-1]
+        reply, added = replies[-2:]
         code = -3 if isinstance(reply, Exception) else int(reply[0])
         if code < 0:
             # release only the reverse keys this call created
@@ -325,13 +330,12 @@ class Store:
                 position += 1
             self._release_ids(created)
             if code == -1:
+                if added == 1:  # an unknown name must not stay listed as a queue
+                    self.redis.srem(keys.QUEUES, queue)
                 raise NotFound("queue not found: %s" % queue)
             if code == -2:
                 raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
             raise reply
-        if queue not in self._registered:
-            self.redis.sadd(keys.QUEUES, queue)
-            self._registered.add(queue)
         held, resolved_retry, default_timeout = code == 1, int(reply[1]), int(reply[2])
         return [Enqueued(task_id, queue, "pending", resolved_retry,
                          default_timeout if task.timeout is None else task.timeout, held)
@@ -629,12 +633,19 @@ class Store:
         replies = pipe.execute()
         return [(json.loads(meta), size - 1) for meta, size in zip(replies[::2], replies[1::2]) if meta]
 
-    def create_vault(self, name: str, description: str) -> dict[str, Any]:
-        meta = {"name": name, "description": description, "created_at": rfc3339(self._now())}
+    def create_vault(self, name: str, description: str, check: str) -> dict[str, Any]:
+        """Create an empty vault; ``check`` is a value sealed with the master key."""
+        meta = {"name": name, "description": description, "created_at": rfc3339(self._now()), "check": check}
         if not self.redis.hsetnx(keys.vault(name), keys.VAULT_META, json.dumps(meta)):
             raise Conflict("vault already exists: %s" % name)
         self.redis.sadd(keys.VAULTS, name)
         return meta
+
+    def get_vault_meta(self, name: str) -> dict[str, Any]:
+        meta = self.redis.hget(keys.vault(name), keys.VAULT_META)
+        if meta is None:
+            raise NotFound("vault not found: %s" % name)
+        return json.loads(meta)
 
     def get_vault(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """A vault's metadata and its entries by key (values still encrypted)."""

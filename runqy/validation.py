@@ -7,6 +7,7 @@ echoed back.
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,22 @@ def _registry() -> Registry:
     return Registry().with_resources(resources)
 
 
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Any:
+    """``pattern`` as JSON Schema means it: ``$`` does not match before a final newline."""
+    if not validator.is_type(instance, "string"):
+        return
+    if re.search(pattern, instance) is None or (pattern.endswith("$") and instance.endswith("\n")):
+        yield jsonschema.ValidationError("%r does not match %r" % (instance, pattern))
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
+
+
 @functools.cache
 def validator(name: str) -> jsonschema.protocols.Validator:
     """The compiled validator of ``schemas/<name>.json``."""
     schema = _registry().contents(name + ".json")
-    cls = jsonschema.validators.validator_for(schema)
-    return cls(schema, registry=_registry(), format_checker=cls.FORMAT_CHECKER)
+    return _Validator(schema, registry=_registry(), format_checker=_Validator.FORMAT_CHECKER)
 
 
 def _shown(value: Any) -> str:
@@ -91,7 +102,7 @@ def compile_all() -> None:
 @functools.cache
 def _definition(name: str) -> jsonschema.protocols.Validator:
     schema = {"$ref": "common.json#/$defs/" + name}
-    return jsonschema.Draft202012Validator(schema, registry=_registry())
+    return _Validator(schema, registry=_registry())
 
 
 def check_param(definition: str, value: str, label: str) -> None:

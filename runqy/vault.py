@@ -17,6 +17,7 @@ from runqy.errors import Unavailable, ValidationError
 
 GENERATE = "python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'"
 _NONCE = 12
+_CHECK_KEY = ":check"
 
 #: Entry keys become environment variables of the worker's child process: these
 #: would change how it finds programs, libraries or its Python environment.
@@ -86,3 +87,12 @@ class Cipher:
         except (InvalidTag, binascii.Error, ValueError):
             raise Unavailable("cannot decrypt entry %s of vault %s: RUNQY_VAULT_MASTER_KEY is not the key "
                               "its values were written with" % (key, vault)) from None
+
+    def check_value(self, vault: str) -> str:
+        """A known value sealed with the master key, kept in the vault's metadata."""
+        return self.encrypt(vault, _CHECK_KEY, _CHECK_KEY)
+
+    def verify(self, vault: str, meta: dict) -> None:
+        """Refuse to write into a vault whose values were sealed with another master key."""
+        if "check" in meta:
+            self.decrypt(vault, _CHECK_KEY, meta["check"])

@@ -1,6 +1,7 @@
 """Falcon resources by noun; each responder reads, validates, calls the store once."""
 
 import json
+import re
 from typing import Any
 
 import falcon
@@ -8,13 +9,18 @@ import falcon
 from runqy import validation
 from runqy.errors import PayloadTooLarge, ValidationError
 
+#: A \\uD800-\\uDFFF escape: JSON allows it unpaired, UTF-8 cannot store it.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
 
 def read_json(req: falcon.Request, schema: str | None = None) -> Any:
     """The request body as JSON, size-limited and validated against ``schemas/<schema>.json``."""
     limit = req.context.max_body_size
     if req.content_length is not None and req.content_length > limit:
         raise PayloadTooLarge("request body is %d bytes; the limit is %d" % (req.content_length, limit))
-    raw = req.bounded_stream.read(limit + 1)
+    # a chunked body has no Content-Length; the server has already un-chunked the stream
+    chunked = req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+    raw = (req.stream if chunked else req.bounded_stream).read(limit + 1)
     if len(raw) > limit:
         raise PayloadTooLarge("request body is over the limit of %d bytes" % limit)
     if not raw.strip():
@@ -27,6 +33,11 @@ def read_json(req: falcon.Request, schema: str | None = None) -> Any:
         raise ValidationError("malformed JSON at line %d column %d: %s" % (exc.lineno, exc.colno, exc.msg)) from None
     except RecursionError:
         raise ValidationError("request body is nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(raw):
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValidationError("request body holds an unpaired UTF-16 surrogate escape") from None
     if schema:
         validation.validate(schema, body)
     return body

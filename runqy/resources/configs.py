@@ -1,13 +1,24 @@
 """Queue configuration administration: /api/cli/configs."""
 
 from pathlib import Path
+from typing import Any
 
 import falcon
 
 from runqy import config, validation
 from runqy.config import Settings
 from runqy.resources import read_json
+from runqy.resources.vaults import VAULT_REF
 from runqy.store import Store
+from runqy.vault import mask
+
+
+def public_config(queue: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A queue config as answers show it: a literal git token masked (``vault://`` references are not secret)."""
+    token = (queue or {}).get("deployment", {}).get("git_token")
+    if not token or token.startswith(VAULT_REF):
+        return queue
+    return {**queue, "deployment": {**queue["deployment"], "git_token": mask(token)}}
 
 
 class Configs:
@@ -18,7 +29,7 @@ class Configs:
         self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        configs = self._store.list_configs()
+        configs = [public_config(c) for c in self._store.list_configs()]
         resp.media = {"configs": configs, "count": len(configs)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -26,7 +37,7 @@ class Configs:
         queue = config.queue_from_body(read_json(req))
         created = self._store.create_config(queue, replace=force)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
-        resp.media = {"config": queue, "created": created}
+        resp.media = {"config": public_config(queue), "created": created}
 
 
 class Config:

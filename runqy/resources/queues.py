@@ -5,6 +5,7 @@ from typing import Any
 import falcon
 
 from runqy import validation
+from runqy.resources.configs import public_config
 from runqy.store import QueueStats, Store
 
 _COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
@@ -51,7 +52,7 @@ class Queue:
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         subs = self._store.queue_stats(self._store.resolve_queues(queue_param(queue)))
         resp.media = {**summary(queue, subs), "sub_queues": [s.to_dict() for s in subs],
-                      "config": self._store.get_config(queue.partition(".")[0])}
+                      "config": public_config(self._store.get_config(queue.partition(".")[0]))}
 
 
 class Pause:

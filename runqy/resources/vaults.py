@@ -22,6 +22,10 @@ def _entry(cipher: Cipher, vault: str, key: str, stored: dict[str, Any]) -> dict
             "updated_at": stored.get("updated_at")}
 
 
+def _public(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in meta.items() if k != "check"}
+
+
 class _VaultResource:
     def __init__(self, store: Store, cipher: Cipher, roles: frozenset[str]):
         self._store = store
@@ -36,6 +40,7 @@ class _VaultResource:
 
     def _entries(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         meta, entries = self._store.get_vault(self._name(name))
+        self._cipher.verify(name, meta)
         return meta, [_entry(self._cipher, name, key, stored) for key, stored in entries.items()]
 
 
@@ -44,15 +49,16 @@ class Vaults(_VaultResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._cipher.require()
-        vaults = [{**meta, "entry_count": count} for meta, count in self._store.list_vaults()]
+        vaults = [{**_public(meta), "entry_count": count} for meta, count in self._store.list_vaults()]
         resp.media = {"vaults": vaults, "count": len(vaults)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._cipher.require()
         body = read_json(req, "vault")
-        meta = self._store.create_vault(body["name"], body.get("description", ""))
+        meta = self._store.create_vault(body["name"], body.get("description", ""),
+                                        self._cipher.check_value(body["name"]))
         resp.status = falcon.HTTP_201
-        resp.media = {**meta, "entry_count": 0}
+        resp.media = {**_public(meta), "entry_count": 0}
 
 
 class Vault(_VaultResource):
@@ -60,7 +66,7 @@ class Vault(_VaultResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         meta, entries = self._entries(name)
-        resp.media = {**meta, "entry_count": len(entries), "entries": entries}
+        resp.media = {**_public(meta), "entry_count": len(entries), "entries": entries}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         self._store.delete_vault(self._name(name))
@@ -75,7 +81,7 @@ class VaultEntries(_VaultResource):
         resp.media = {"vault": name, "entries": entries, "count": len(entries)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        self._name(name)
+        self._cipher.verify(name, self._store.get_vault_meta(self._name(name)))
         body = read_json(req, "vault_entry")
         check_entry_key(body["key"])
         secret = body.get("is_secret", True)

@@ -1,0 +1,248 @@
+"""The admin client: every ``/api/cli/*`` and ``/api/vaults`` call as one method.
+
+Each method returns the server's JSON answer unchanged (the CLI's ``--json``).
+
+It owns one ``requests.Session`` (one connection pool, the Bearer header set
+once), passes an explicit timeout on every call, retries only GETs, and turns
+every HTTP failure into its own exceptions in one place (``_request``).
+"""
+
+from typing import Any, Iterator
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from runqy import __version__, defaults
+
+#: Where the server listens when nobody says otherwise.
+DEFAULT_SERVER = "http://localhost:%d" % defaults.PORT
+#: Seconds to wait for the server to connect and to answer.
+DEFAULT_TIMEOUT = 10.0
+#: Extra attempts for a GET that failed to connect, timed out or got a gateway error.
+DEFAULT_RETRIES = 2
+#: Answers worth a second try: a proxy or the server itself says "not now".
+RETRY_STATUSES = frozenset((502, 503, 504))
+
+
+class ClientError(Exception):
+    """Base of every error the admin client raises."""
+
+
+class InvalidServer(ClientError):
+    """Raised when the server URL is not an http(s) URL."""
+
+
+class ServerRefused(ClientError):
+    """Raised when the server answers with a status of 400 or more (or an answer that is not JSON)."""
+
+    def __init__(self, status: int, messages: list[str]):
+        super().__init__("HTTP %d: %s" % (status, "; ".join(messages)))
+        self.status = status
+        self.messages = messages
+
+
+class Unreachable(ClientError):
+    """Raised when the server cannot be connected to or does not answer in time."""
+
+
+def normalize_url(url: str) -> str:
+    """``host:3000`` means ``http://host:3000``; no trailing slash."""
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidServer("invalid server URL %r: expected http(s)://host[:port]" % url)
+    return url
+
+
+def _segment(value: str) -> str:
+    """One path segment, percent-encoded (worker ids hold ':')."""
+    return quote(value, safe="")
+
+
+def _messages(resp: requests.Response) -> list[str]:
+    """The ``errors`` of a refusal, or what can be said about an answer without them."""
+    try:
+        errors = resp.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    if isinstance(errors, list) and errors:
+        return [str(e) for e in errors]
+    text = " ".join(resp.text.split())[:200]
+    return ["HTTP %d %s%s" % (resp.status_code, resp.reason or "", ": " + text if text else "")]
+
+
+def _reason(exc: requests.RequestException) -> str:
+    """The innermost cause of a connection failure, without urllib3's object reprs."""
+    cause: Any = exc.args[0] if exc.args else exc
+    cause = getattr(cause, "reason", cause)
+    text = str(cause)
+    for closing in (">: ", "): "):  # "<HTTPConnection object at 0x..>: " or "HTTPConnection(host=..): "
+        head, found, rest = text.partition(closing)
+        if found and (head[:1].isalpha() or head.startswith("<")):
+            return rest
+    return text
+
+
+class AdminClient:
+    """A runqy server seen through its admin API, with the admin key."""
+
+    def __init__(self, server_url: str, api_key: str, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = DEFAULT_RETRIES):
+        self.server_url = normalize_url(server_url)
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = "runqy-cli/%s" % __version__
+        self.session.headers["Accept"] = "application/json"
+        if api_key:
+            self.session.headers["Authorization"] = "Bearer " + api_key
+        # Connection failures are retried for every method (nothing was sent);
+        # read timeouts and gateway errors only for GET, which changes nothing.
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
+                      allowed_methods=frozenset(("GET",)), status_forcelist=RETRY_STATUSES,
+                      backoff_factor=0.2, raise_on_status=False, respect_retry_after_header=False)
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "AdminClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
+        """The one place that talks HTTP: the decoded JSON answer, or one of our exceptions."""
+        try:
+            resp = self.session.request(method, self.server_url + path, params=params, json=body,
+                                        timeout=self.timeout)
+        except requests.Timeout:
+            raise Unreachable("the runqy server at %s did not answer within %gs" % (self.server_url, self.timeout)) from None
+        except requests.ConnectionError as exc:
+            raise Unreachable("cannot reach the runqy server at %s: %s" % (self.server_url, _reason(exc))) from None
+        except requests.RequestException as exc:
+            raise ClientError("request to %s failed: %s" % (self.server_url, exc)) from None
+        if resp.status_code >= 400:
+            raise ServerRefused(resp.status_code, _messages(resp))
+        try:
+            return resp.json()
+        except ValueError:
+            raise ServerRefused(resp.status_code, ["the answer of %s%s is not JSON: is this a runqy server?"
+                                                   % (self.server_url, path)]) from None
+
+    # --- health ------------------------------------------------------------------------
+
+    def health(self) -> dict:
+        """Readiness: ``{"status": "ok", "redis": true}``; a 503 when Redis is down."""
+        return self._request("GET", "/healthz")
+
+    # --- queues ------------------------------------------------------------------------
+
+    def queues(self) -> dict:
+        return self._request("GET", "/api/cli/queues")
+
+    def queue(self, name: str) -> dict:
+        return self._request("GET", "/api/cli/queues/" + _segment(name))
+
+    def pause(self, name: str) -> dict:
+        return self._request("POST", "/api/cli/queues/%s/pause" % _segment(name))
+
+    def unpause(self, name: str) -> dict:
+        return self._request("POST", "/api/cli/queues/%s/unpause" % _segment(name))
+
+    # --- tasks -------------------------------------------------------------------------
+
+    def enqueue(self, queue: str, payload: Any, timeout: int | None = None) -> dict:
+        body: dict[str, Any] = {"queue": queue, "data": payload}
+        if timeout is not None:
+            body["timeout"] = timeout
+        return self._request("POST", "/api/cli/tasks", body=body)
+
+    def list_tasks(self, queue: str, state: str = "pending", limit: int = defaults.PAGE, offset: int = 0) -> dict:
+        """One page: ``{queue, state, total, limit, offset, tasks}``."""
+        return self._request("GET", "/api/cli/queues/%s/tasks" % _segment(queue),
+                             params={"state": state, "limit": limit, "offset": offset})
+
+    def iter_pages(self, queue: str, state: str = "pending", limit: int | None = None,
+                   page_size: int = defaults.MAX_PAGE) -> Iterator[dict]:
+        """Pages of at most ``page_size`` until ``limit`` tasks (or all of them) are read."""
+        offset, remaining = 0, limit
+        while remaining is None or remaining > 0:
+            size = page_size if remaining is None else min(page_size, remaining)
+            page = self.list_tasks(queue, state, size, offset)
+            yield page
+            if remaining is not None:
+                remaining -= len(page["tasks"])
+            offset += size
+            if offset >= page["total"] or not page["tasks"]:
+                return
+
+    def iter_tasks(self, queue: str, state: str = "pending", limit: int | None = None,
+                   page_size: int = defaults.MAX_PAGE) -> Iterator[dict]:
+        """Every task of ``queue`` in ``state`` (at most ``limit``), oldest first, page by page."""
+        for page in self.iter_pages(queue, state, limit, page_size):
+            yield from page["tasks"]
+
+    def get_task(self, queue: str, task_id: str) -> dict:
+        """``{"task": {...}}``."""
+        return self._request("GET", "/api/cli/queues/%s/tasks/%s" % (_segment(queue), _segment(task_id)))
+
+    def cancel_task(self, task_id: str) -> dict:
+        """``canceled`` is false when the task is running (the server answers 202)."""
+        return self._request("DELETE", "/api/cli/tasks/" + _segment(task_id))
+
+    def delete_task(self, queue: str, task_id: str) -> dict:
+        return self._request("DELETE", "/api/cli/queues/%s/tasks/%s" % (_segment(queue), _segment(task_id)))
+
+    # --- workers -----------------------------------------------------------------------
+
+    def workers(self) -> dict:
+        return self._request("GET", "/api/cli/workers")
+
+    def worker(self, worker_id: str) -> dict:
+        return self._request("GET", "/api/cli/workers/" + _segment(worker_id))
+
+    # --- queue configs -----------------------------------------------------------------
+
+    def configs(self) -> dict:
+        return self._request("GET", "/api/cli/configs")
+
+    def reload_configs(self) -> dict:
+        return self._request("POST", "/api/cli/configs/reload")
+
+    def create_config(self, body: dict, force: bool = False) -> dict:
+        """``body`` is one YAML queue entry plus its ``name``; ``force`` replaces an existing one."""
+        return self._request("POST", "/api/cli/configs", params={"force": "true"} if force else None, body=body)
+
+    def delete_config(self, name: str) -> dict:
+        return self._request("DELETE", "/api/cli/configs/" + _segment(name))
+
+    # --- vaults ------------------------------------------------------------------------
+
+    def vaults(self) -> dict:
+        return self._request("GET", "/api/vaults")
+
+    def create_vault(self, name: str, description: str = "") -> dict:
+        return self._request("POST", "/api/vaults", body={"name": name, "description": description})
+
+    def vault(self, name: str) -> dict:
+        return self._request("GET", "/api/vaults/" + _segment(name))
+
+    def delete_vault(self, name: str) -> dict:
+        return self._request("DELETE", "/api/vaults/" + _segment(name))
+
+    def entries(self, vault: str) -> dict:
+        return self._request("GET", "/api/vaults/%s/entries" % _segment(vault))
+
+    def set_entry(self, vault: str, key: str, value: str, secret: bool = True) -> dict:
+        return self._request("POST", "/api/vaults/%s/entries" % _segment(vault),
+                             body={"key": key, "value": value, "is_secret": secret})
+
+    def unset_entry(self, vault: str, key: str) -> dict:
+        return self._request("DELETE", "/api/vaults/%s/entries/%s" % (_segment(vault), _segment(key)))
