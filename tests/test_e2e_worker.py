@@ -103,8 +103,9 @@ def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(sta
     assert worker.redis_storage is False
     task_id = enqueue(server, "nostore", {"n": 1})
 
-    wait_for(lambda: r.exists(keys.task("nostore.default", task_id)) == 0, what="the task hash to be deleted")
-    assert counter(r, keys.processed("nostore.default")) == 1
+    # the worker deletes the hash, then counts the task: wait for both
+    wait_for(lambda: r.exists(keys.task("nostore.default", task_id)) == 0
+             and counter(r, keys.processed("nostore.default")) == 1, what="the task hash to be deleted and counted")
     assert r.zcard(keys.completed("nostore.default")) == 0 and r.llen(keys.active("nostore.default")) == 0
     # the reverse key keeps its enqueue TTL (30 days), so status finds the queue but no task
     assert r.ttl(keys.task_queue(task_id)) > 86400
