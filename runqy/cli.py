@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from runqy import __version__, keys
 from runqy.client import (DEFAULT_SERVER, DEFAULT_TIMEOUT, AdminClient, ClientError, InvalidServer,
-                          ServerRefused, Unreachable, normalize_url)
+                          ServerRefused, normalize_url)
 from runqy.vault import mask
 
 #: Exit codes.
@@ -288,7 +288,8 @@ def read_payload(spec: str) -> Any:
         try:
             text = Path(source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError("cannot read payload file %s: %s" % (source, getattr(exc, "strerror", None) or exc)) from None
+            reason = getattr(exc, "strerror", None) or exc
+            raise UsageError("cannot read payload file %s: %s" % (source, reason)) from None
     else:
         text, source = spec, "--payload"
     try:
@@ -349,8 +350,9 @@ def task_get(args: argparse.Namespace, client: AdminClient) -> int:
     lines = [("Task ID", t["id"]), ("Type", t["type"]), ("Queue", t["queue"]), ("State", t["state"]),
              ("Max Retry", t["max_retry"]), ("Retried", t["retried"]), ("Timeout", duration(t["timeout"])),
              ("Enqueued At", t["enqueued_at"])]
-    lines += [(label, t[field]) for label, field in (("Completed At", "completed_at"), ("Last Failed At", "last_failed_at"),
-                                                     ("Next Process At", "next_process_at")) if t.get(field)]
+    optional = (("Completed At", "completed_at"), ("Last Failed At", "last_failed_at"),
+                ("Next Process At", "next_process_at"))
+    lines += [(label, t[field]) for label, field in optional if t.get(field)]
     _labelled(lines)
     print("\nPayload:")
     print(_pretty(t["payload"]))
@@ -558,7 +560,8 @@ def config_validate(args: argparse.Namespace) -> int:
         print("No queue configurations found in %s." % root)
     else:
         print("Validated %s:" % root)
-        subs = [("%s.%s" % (name, s["name"]), s["priority"]) for name, q in sorted(queues.items()) for s in q["sub_queues"]]
+        subs = [("%s.%s" % (name, s["name"]), s["priority"])
+                for name, q in sorted(queues.items()) for s in q["sub_queues"]]
         for full, priority in subs:
             print("  - %s (priority=%d)" % (full, priority))
         print("\nTotal: %d queue(s), %d sub-queue(s)" % (len(queues), len(subs)))
@@ -760,7 +763,8 @@ def auth_switch(args: argparse.Namespace) -> int:
     store = Credentials.from_env()
     saved = store.load()
     if args.profile not in saved["servers"]:
-        raise Refused("no saved server named '%s' (saved: %s)" % (args.profile, ", ".join(sorted(saved["servers"])) or "none"))
+        names = ", ".join(sorted(saved["servers"])) or "none"
+        raise Refused("no saved server named '%s' (saved: %s)" % (args.profile, names))
     saved["current"] = args.profile
     store.save(saved)
     print('Switched to "%s"' % args.profile)
@@ -902,7 +906,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(verbs, "create", vault_create, "create a vault")
     p.add_argument("vault", metavar="NAME")
     p.add_argument("-d", "--description", default="", help="what the vault is for")
-    command(verbs, "show", vault_show, "show a vault and its entries (secrets masked)").add_argument("vault", metavar="NAME")
+    p = command(verbs, "show", vault_show, "show a vault and its entries (secrets masked)")
+    p.add_argument("vault", metavar="NAME")
     p = command(verbs, "delete", vault_delete, "delete a vault and all its entries (asks first)")
     p.add_argument("vault", metavar="NAME")
     p.add_argument("--force", action="store_true", help="do not ask for confirmation")
@@ -914,7 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(verbs, "unset", vault_unset, "remove an entry")
     p.add_argument("vault", metavar="VAULT")
     p.add_argument("key", metavar="KEY")
-    command(verbs, "entries", vault_entries, "list a vault's entries (secrets masked)").add_argument("vault", metavar="VAULT")
+    p = command(verbs, "entries", vault_entries, "list a vault's entries (secrets masked)")
+    p.add_argument("vault", metavar="VAULT")
 
     p = command(nouns, "login", login, "save a server URL and API key as a profile (-s URL [-k KEY])",
                 remote=False, json_out=False)

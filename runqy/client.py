@@ -123,7 +123,8 @@ class AdminClient:
             resp = self.session.request(method, self.server_url + path, params=params, json=body,
                                         timeout=self.timeout)
         except requests.Timeout:
-            raise Unreachable("the runqy server at %s did not answer within %gs" % (self.server_url, self.timeout)) from None
+            raise Unreachable("the runqy server at %s did not answer within %gs"
+                              % (self.server_url, self.timeout)) from None
         except requests.ConnectionError as exc:
             raise Unreachable("cannot reach the runqy server at %s: %s" % (self.server_url, _reason(exc))) from None
         except requests.RequestException as exc:
