@@ -12,6 +12,8 @@ MAX_BATCH_JOBS = 1000
 #: Task listing page size, and the most one page may hold.
 PAGE = 20
 MAX_PAGE = 1000
+#: Largest listing offset: far beyond any real list, well inside Redis' 64-bit indexes.
+MAX_OFFSET = 10**12
 
 #: Lines of a worker's log shown by GET /api/cli/workers/{id}.
 WORKER_LOG_LINES = 50

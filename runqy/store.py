@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from runqy import defaults, keys, protobuf
 from runqy.config import Settings
-from runqy.errors import Conflict, NotFound
+from runqy.errors import Conflict, NotFound, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -458,8 +458,17 @@ class Store:
                                     latency_seconds=max(0, now - since) if since else 0))
         return stats
 
-    def list_queues(self) -> list[QueueStats]:
-        return self.queue_stats(dict(sorted(self._known_queues().items())))
+    def list_queues(self, limit: int, offset: int = 0) -> tuple[int, list[QueueStats]]:
+        """One page of every known queue, by name, with its statistics; and how many there are."""
+        known = sorted(self._known_queues().items())
+        return len(known), self.queue_stats(dict(known[offset:offset + limit]))
+
+    def one_queue(self, name: str) -> str:
+        """The one sub-queue ``name`` stands for; a parent with several sub-queues is ambiguous."""
+        queues = list(self.resolve_queues(name))
+        if len(queues) > 1:
+            raise ValidationError("queue: %s has sub-queues %s; name one of them" % (name, ", ".join(queues)))
+        return queues[0]
 
     def pause(self, name: str, paused: bool) -> dict[str, int]:
         """Pause or unpause ``name`` (every sub-queue of a parent); ids moved per sub-queue."""
@@ -519,11 +528,13 @@ class Store:
             for task_id in ids:
                 pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
                 pipe.zscore(keys.retry(queue), task_id)
+                pipe.zscore(keys.scheduled(queue), task_id)
 
         replies = self._pipeline(fill) if ids else []
         tasks = []
         for i, task_id in enumerate(ids):
-            task = self._task(task_id, queue, dict(zip(_TASK_FIELDS, replies[2 * i])), replies[2 * i + 1])
+            fields, retry_at, scheduled_at = replies[3 * i:3 * i + 3]
+            task = self._task(task_id, queue, dict(zip(_TASK_FIELDS, fields)), retry_at or scheduled_at)
             if task is not None:
                 tasks.append(task)
         return tasks
@@ -539,7 +550,7 @@ class Store:
             raise NotFound("task not found: %s" % task_id)
         reply = self._script("cancel", [
             keys.task(queue, task_id), keys.pending(queue), keys.held(queue), keys.scheduled(queue),
-            keys.retry(queue), keys.archived(queue)], [task_id, self._now()])
+            keys.retry(queue), keys.archived(queue), keys.active(queue)], [task_id, self._now()])
         code = int(reply[0])
         if code == -1:
             raise NotFound("task not found: %s" % task_id)

@@ -7,11 +7,13 @@
 -- KEYS[4] -> asynq:{Q}:scheduled
 -- KEYS[5] -> asynq:{Q}:retry
 -- KEYS[6] -> asynq:{Q}:archived
+-- KEYS[7] -> asynq:{Q}:active
 -- ARGV[1] -> id
 -- ARGV[2] -> now, Unix seconds
 --
--- Returns {1, ttl_archived} canceled and archived
---         {2}    the task is running (active), or a worker has just taken it from pending
+-- Returns {1, ttl_archived} canceled and archived (an orphan, whose hash says active while it
+--                            is in no list, is archived too)
+--         {2}    the task is running (in the active list), or a worker has just taken it from pending
 --         {-1}   no such task
 --         {-2, state}  the task has already finished (completed or archived)
 
@@ -22,12 +24,13 @@ end
 if state == 'completed' or state == 'archived' then
   return {-2, state}
 end
-if state == 'active' then
+if redis.call('LPOS', KEYS[7], ARGV[1]) then
   return {2}
 end
 local removed = redis.call('LREM', KEYS[2], 0, ARGV[1]) + redis.call('LREM', KEYS[3], 0, ARGV[1])
   + redis.call('ZREM', KEYS[4], ARGV[1]) + redis.call('ZREM', KEYS[5], ARGV[1])
-if removed == 0 then
+if removed == 0 and state == 'pending' then
+  -- between a worker's BRPOP and its activation the id is in no list: it is starting
   return {2}
 end
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl_archived') or '0') or 0

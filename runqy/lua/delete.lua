@@ -11,9 +11,10 @@
 -- KEYS[8]  -> asynq:{Q}:completed
 -- ARGV[1]  -> id
 --
--- Returns 1 deleted, -1 no such task in this queue, -2 the task is running
+-- Returns 1 deleted, -1 no such task in this queue, -2 the task is running (in the active list;
+-- a hash that says active but is in no list is an orphan and is deleted)
 
-if redis.call('HGET', KEYS[1], 'state') == 'active' or redis.call('LPOS', KEYS[2], ARGV[1]) then
+if redis.call('LPOS', KEYS[2], ARGV[1]) then
   return -2
 end
 local removed = redis.call('DEL', KEYS[1]) + redis.call('LREM', KEYS[3], 0, ARGV[1])

@@ -4,7 +4,7 @@ from typing import Any
 
 import falcon
 
-from runqy import validation
+from runqy import defaults, validation
 from runqy.resources.configs import public_config
 from runqy.store import QueueStats, Store
 
@@ -16,6 +16,12 @@ def queue_param(name: str) -> str:
     """A queue name from the URL path (a parent or a full sub-queue name), validated."""
     validation.check_param("queue_name", name, "queue")
     return name
+
+
+def page_params(req: falcon.Request, default_limit: int = defaults.PAGE) -> tuple[int, int]:
+    """``limit`` (at most 1000) and ``offset`` of a listing."""
+    limit = req.get_param_as_int("limit", min_value=1, max_value=defaults.MAX_PAGE) or default_limit
+    return limit, req.get_param_as_int("offset", min_value=0, max_value=defaults.MAX_OFFSET) or 0
 
 
 def summary(name: str, subs: list[QueueStats]) -> dict[str, Any]:
@@ -38,8 +44,10 @@ class Queues:
         self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        queues = [q.to_dict() for q in self._store.list_queues()]
-        resp.media = {"queues": queues, "count": len(queues)}
+        limit, offset = page_params(req, default_limit=defaults.MAX_PAGE)
+        total, queues = self._store.list_queues(limit, offset)
+        resp.media = {"queues": [q.to_dict() for q in queues], "count": len(queues), "total": total,
+                      "limit": limit, "offset": offset}
 
 
 class Queue:

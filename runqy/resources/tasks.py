@@ -5,11 +5,11 @@ from typing import Any
 
 import falcon
 
-from runqy import defaults, keys
+from runqy import keys
 from runqy.config import full_queue_name
 from runqy.errors import NotFound, ValidationError
 from runqy.resources import read_json
-from runqy.resources.queues import queue_param
+from runqy.resources.queues import page_params, queue_param
 from runqy.store import Enqueued, NewTask, Store
 
 #: Keys of an enqueue body that are never part of a flat payload.
@@ -95,13 +95,11 @@ class QueueTasks:
         self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
-        full = full_queue_name(queue_param(queue))
         state = req.get_param("state") or "pending"
         if state not in keys.TASK_STATES:
             raise ValidationError("state: %r is not one of %s" % (state, ", ".join(keys.TASK_STATES)))
-        limit = req.get_param_as_int("limit", min_value=1, max_value=defaults.MAX_PAGE) or defaults.PAGE
-        offset = req.get_param_as_int("offset", min_value=0) or 0
-        self._store.resolve_queues(full)
+        limit, offset = page_params(req)
+        full = self._store.one_queue(queue_param(queue))
         total, tasks = self._store.list_tasks(full, state, limit, offset)
         resp.media = {"queue": full, "state": state, "total": total, "limit": limit, "offset": offset,
                       "tasks": [t.to_dict() for t in tasks]}
@@ -114,11 +112,20 @@ class QueueTask:
         self._store = store
         self.auth_roles = roles
 
+    def _queue(self, queue: str, task_id: str) -> str:
+        """The sub-queue of the task: a parent name stands for whichever of its sub-queues holds it."""
+        queue = queue_param(queue)
+        if "." not in queue:
+            found = self._store.task_queue(task_id)
+            if found and found.partition(".")[0] == queue:
+                return found
+        return full_queue_name(queue)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
-        resp.media = {"task": self._store.get_task(task_id, full_queue_name(queue_param(queue))).to_dict()}
+        resp.media = {"task": self._store.get_task(task_id, self._queue(queue, task_id)).to_dict()}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
-        full = full_queue_name(queue_param(queue))
+        full = self._queue(queue, task_id)
         self._store.delete_task(full, task_id)
         resp.media = {"id": task_id, "queue": full, "deleted": True}
 
