@@ -687,8 +687,10 @@ def test_only_gets_are_retried_when_the_server_answers_503(url, cli_server, redi
         code, _, err = cli(capsys, "queue", "pause", "simple")
         assert code == 1
 
-        wait_for(lambda: _requests_logged(cli_server, since, "POST /api/cli/queues/simple/pause") == 1,
-                 what="the access log line of the pause")
+        # each gunicorn worker writes its own access log lines: wait until all are there
+        wait_for(lambda: _requests_logged(cli_server, since, "POST /api/cli/queues/simple/pause") == 1
+                 and _requests_logged(cli_server, since, "GET /api/cli/queues") >= 3,
+                 what="the access log lines of the retried GET and of the pause")
         assert _requests_logged(cli_server, since, "GET /api/cli/queues") == 3  # 1 + 2 retries
         assert _requests_logged(cli_server, since, "POST /api/cli/queues/simple/pause") == 1
     finally:
