@@ -276,7 +276,7 @@ def page(chromium):
 
 
 @pytest.mark.e2e
-def test_swagger_page_lists_the_operations_of_the_seed_and_resolves_them_without_errors(module_server, page):
+def test_swagger_page_lists_the_operations_of_the_seed_and_resolves_them_without_errors(page, module_server):
     page.open(module_server.url + "/swagger/index.html")
 
     listed = {tuple(op) for op in page.evaluate(OPERATIONS)}
@@ -293,7 +293,7 @@ def test_swagger_page_lists_the_operations_of_the_seed_and_resolves_them_without
 
 
 @pytest.mark.e2e
-def test_try_it_out_on_get_health_shows_200_in_the_page(module_server, page):
+def test_try_it_out_on_get_health_shows_200_in_the_page(page, module_server):
     page.open(module_server.url + "/swagger/index.html")
 
     shown = execute(page, "GET", "/health")
@@ -304,7 +304,7 @@ def test_try_it_out_on_get_health_shows_200_in_the_page(module_server, page):
 
 
 @pytest.mark.e2e
-def test_authorize_with_the_bearer_key_lets_try_it_out_call_an_admin_route(module_server, page):
+def test_authorize_with_the_bearer_key_lets_try_it_out_call_an_admin_route(page, module_server):
     page.open(module_server.url + "/swagger/index.html")
     refused = execute(page, "GET", "/api/cli/queues")
     assert refused["status"] == "401", refused
@@ -326,7 +326,7 @@ def test_authorize_with_the_bearer_key_lets_try_it_out_call_an_admin_route(modul
 
 
 @pytest.mark.e2e
-def test_swagger_page_loads_nothing_from_other_origins(module_server, page):
+def test_swagger_page_loads_nothing_from_other_origins(page, module_server):
     origin = "http://runqy.test:%d" % module_server.port
     assert requests.get(module_server.url + "/swagger/index.html", timeout=5).status_code == 200
 
