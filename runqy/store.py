@@ -247,33 +247,41 @@ class Store:
 
     # --- queue configs -------------------------------------------------------------
 
-    def put_configs(self, configs: dict[str, dict[str, Any]]) -> None:
-        """Create or replace queue configs, with the enqueue defaults of each sub-queue.
+    def put_configs(self, configs: dict[str, dict[str, Any]], replace: bool = True) -> list[str]:
+        """Create or replace queue configs, with the enqueue defaults of each sub-queue; the new names.
 
-        Sub-queues a config no longer lists lose their defaults (so enqueue to them
-        is refused); their tasks stay in Redis.
+        One optimistic transaction on ``runqy:configs``: a concurrent change makes it
+        start over. Without ``replace`` an existing name is a Conflict and nothing is
+        written. Sub-queues a config no longer lists lose their defaults (so enqueue
+        to them is refused); their tasks stay in Redis.
         """
-        if not configs:
-            return
         names = list(configs)
-        old = self.redis.hmget(keys.CONFIGS, names)
-        pipe = self.redis.pipeline(transaction=True)
-        for name, previous in zip(names, old):
-            config = configs[name]
-            full = {"%s.%s" % (name, s["name"]) for s in config["sub_queues"]}
-            if previous:
-                for sub in json.loads(previous)["sub_queues"]:
-                    gone = "%s.%s" % (name, sub["name"])
-                    if gone not in full:
-                        pipe.delete(keys.queue_config(gone))
-            pipe.hset(keys.CONFIGS, name, json.dumps(config, sort_keys=True))
-            for queue in sorted(full):
-                pipe.hset(keys.queue_config(queue), mapping={
-                    "max_retry": config["max_retry"], "timeout": config["timeout"],
-                    "result_ttl": config["result_ttl"], "failed_ttl": config["failed_ttl"],
-                    "pending_timeout": config["pending_timeout"]})
-                pipe.sadd(keys.QUEUES, queue)
-        pipe.execute()
+        if not names:
+            return []
+
+        def write(pipe: redis.client.Pipeline) -> list[str]:
+            old = pipe.hmget(keys.CONFIGS, names)
+            existing = [name for name, previous in zip(names, old) if previous]
+            if existing and not replace:
+                raise Conflict(*("queue config already exists: %s (use ?force=true to replace it)" % name
+                                 for name in existing))
+            pipe.multi()
+            for name, previous in zip(names, old):
+                config = configs[name]
+                full = {"%s.%s" % (name, s["name"]) for s in config["sub_queues"]}
+                for sub in json.loads(previous)["sub_queues"] if previous else []:
+                    if "%s.%s" % (name, sub["name"]) not in full:
+                        pipe.delete(keys.queue_config("%s.%s" % (name, sub["name"])))
+                pipe.hset(keys.CONFIGS, name, json.dumps(config, sort_keys=True))
+                for queue in sorted(full):
+                    pipe.hset(keys.queue_config(queue), mapping={
+                        "max_retry": config["max_retry"], "timeout": config["timeout"],
+                        "result_ttl": config["result_ttl"], "failed_ttl": config["failed_ttl"],
+                        "pending_timeout": config["pending_timeout"]})
+                    pipe.sadd(keys.QUEUES, queue)
+            return [name for name in names if name not in existing]
+
+        return self.redis.transaction(write, keys.CONFIGS, value_from_callable=True)
 
     def get_config(self, name: str) -> dict[str, Any] | None:
         raw = self.redis.hget(keys.CONFIGS, name)
@@ -600,24 +608,19 @@ class Store:
         return [Worker.from_hash(worker_id, h, self._now()) for worker_id, h in zip(ids, pipe.execute())]
 
     def get_worker(self, worker_id: str, log_lines: int = 50) -> tuple[Worker, list[Any]]:
+        """A worker with a heartbeat hash, or one that beat in the last 30 min, and its log lines."""
+        if worker_id.endswith(":logs"):
+            raise NotFound("worker not found: %s" % worker_id)
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(keys.worker(worker_id))
         pipe.lrange(keys.worker_logs(worker_id), -log_lines, -1)
         pipe.zscore(keys.WORKERS, worker_id)
         fields, logs, score = pipe.execute()
-        if not fields and score is None:
+        if not fields and (score is None or score < self._now()):
             raise NotFound("worker not found: %s" % worker_id)
         return Worker.from_hash(worker_id, fields, self._now()), [_json_value(line) for line in logs]
 
     # --- config administration -------------------------------------------------------------
-
-    def create_config(self, config: dict[str, Any], replace: bool) -> bool:
-        """Store one queue config; True when it is new. Without ``replace`` an existing one is a Conflict."""
-        existed = self.redis.hexists(keys.CONFIGS, config["name"])
-        if existed and not replace:
-            raise Conflict("queue config already exists: %s (use ?force=true to replace it)" % config["name"])
-        self.put_configs({config["name"]: config})
-        return not existed
 
     def delete_config(self, name: str) -> None:
         """Forget a queue config; its tasks stay in Redis, enqueue to it is refused."""

@@ -35,7 +35,7 @@ class Configs:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         force = req.get_param_as_bool("force") or False
         queue = config.queue_from_body(read_json(req))
-        created = self._store.create_config(queue, replace=force)
+        created = bool(self._store.put_configs({queue["name"]: queue}, replace=force))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"config": public_config(queue), "created": created}
 

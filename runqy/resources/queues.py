@@ -59,8 +59,11 @@ class Queue:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         subs = self._store.queue_stats(self._store.resolve_queues(queue_param(queue)))
-        resp.media = {**summary(queue, subs), "sub_queues": [s.to_dict() for s in subs],
-                      "config": public_config(self._store.get_config(queue.partition(".")[0]))}
+        config = self._store.get_config(queue.partition(".")[0])
+        answer = summary(queue, subs)
+        if config and "." not in queue:
+            answer["priority"] = config["priority"]
+        resp.media = {**answer, "sub_queues": [s.to_dict() for s in subs], "config": public_config(config)}
 
 
 class Pause:
