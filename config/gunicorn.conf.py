@@ -12,8 +12,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runqy-metrics-")
 
 bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", "3000"))
-# gthread workers keep client connections alive; processes scale across cores
-worker_class = "gthread"
+# gthread workers keep client connections alive (runqy's variant answers gunicorn's own
+# request errors as JSON); processes scale across cores
+worker_class = "runqy.gunicorn_worker.JsonErrorWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("RUNQY_THREADS", 4))
 keepalive = 30

@@ -8,10 +8,11 @@ import redis
 
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
-from runqy.errors import RunqyError
+from runqy.errors import NotFound, RunqyError
 from runqy.metrics import Metrics
 from runqy.resources import configs, docs, health, queues, tasks, vaults, workers
 from runqy.store import Store, connect
+from runqy.validation import SCHEMA_DIR
 from runqy.vault import Cipher
 
 logger = logging.getLogger(__name__)
@@ -22,13 +23,18 @@ WORKERS = frozenset((ADMIN, WORKER))
 
 
 class RequestLimits:
-    """Hands each request the body size limit that ``read_json`` enforces."""
+    """Hands each request the body size limit that ``read_json`` enforces, and refuses
+    encoded slashes: the server decodes ``%2F`` before routing, so one would move a
+    path parameter's text into another route."""
 
     def __init__(self, max_body_size: int):
         self._max = max_body_size
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.max_body_size = self._max
+        raw = req.env.get("RAW_URI", "").partition("?")[0]
+        if "%2f" in raw.lower():
+            raise NotFound("no route for a path with an encoded '/': %s" % raw[:200])
 
 
 def _errors(resp: falcon.Response, status: int, messages: list[str]) -> None:
@@ -107,6 +113,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
         app.add_route(path, resource)
 
     app.add_static_route("/swagger", str(docs.SWAGGER_ASSETS))
+    app.add_static_route("/schemas", str(SCHEMA_DIR))  # the request schemas openapi.yaml refers to
 
     # the most general handler first: falcon picks the most specific match
     app.add_error_handler(Exception, _unexpected)

@@ -103,6 +103,11 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+def whole(value: Any) -> Any:
+    """JSON Schema's ``integer`` admits ``2.0``; Go's decoder in the worker does not."""
+    return int(value) if isinstance(value, float) else value
+
+
 def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     """A validated queue entry with every default filled in (product spec §7).
 
@@ -114,8 +119,10 @@ def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ConfigError("$.sub_queues: duplicate sub-queue name %s" % ", ".join(duplicates))
-    priority = entry.get("priority", defaults.PRIORITY)
+    priority = whole(entry.get("priority", defaults.PRIORITY))
     deployment = dict(entry["deployment"])
+    if "startup_timeout_secs" in deployment:
+        deployment["startup_timeout_secs"] = whole(deployment["startup_timeout_secs"])
     mode = entry.get("mode") or deployment.get("mode") or defaults.MODE
     deployment.update(mode=mode, branch=deployment.get("branch", defaults.BRANCH),
                       redis_storage=deployment.get("redis_storage", defaults.REDIS_STORAGE),
@@ -125,12 +132,12 @@ def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         "name": name,
         "priority": priority,
         "mode": mode,
-        "max_retry": entry.get("max_retry", defaults.MAX_RETRY),
-        "timeout": entry.get("timeout", defaults.TIMEOUT),
-        "result_ttl": entry.get("result_ttl", defaults.RESULT_TTL),
-        "failed_ttl": entry.get("failed_ttl", defaults.FAILED_TTL),
-        "pending_timeout": entry.get("pending_timeout", defaults.PENDING_TIMEOUT),
-        "sub_queues": [{"name": s["name"], "priority": s.get("priority", priority)} for s in subs],
+        "max_retry": whole(entry.get("max_retry", defaults.MAX_RETRY)),
+        "timeout": whole(entry.get("timeout", defaults.TIMEOUT)),
+        "result_ttl": whole(entry.get("result_ttl", defaults.RESULT_TTL)),
+        "failed_ttl": whole(entry.get("failed_ttl", defaults.FAILED_TTL)),
+        "pending_timeout": whole(entry.get("pending_timeout", defaults.PENDING_TIMEOUT)),
+        "sub_queues": [{"name": s["name"], "priority": whole(s.get("priority", priority))} for s in subs],
         "deployment": deployment,
     }
 

@@ -199,6 +199,11 @@ def test_odd_path_segments_get_documented_answers(live, counter, fresh_configs, 
     for name in examples:
         for segment in HOSTILE_SEGMENTS:
             values = {**examples, name: segment}
+            concrete = path
+            for key, value in values.items():
+                concrete = concrete.replace("{%s}" % key, str(value))
+            if concrete != path and concrete in DOCUMENT["paths"]:
+                continue  # e.g. /queue/add: that is another route, whose answers are checked there
             kwargs = {"path_parameters": values}
             if body is not None:
                 kwargs.update(body=body, media_type="application/json")

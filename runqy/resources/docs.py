@@ -30,6 +30,7 @@ _INDEX = b"""<!DOCTYPE html>
       dom_id: "#swagger-ui",
       deepLinking: true,
       persistAuthorization: true,
+      validatorUrl: null,
       presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
       layout: "StandaloneLayout"
     });

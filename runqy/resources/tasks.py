@@ -6,7 +6,7 @@ from typing import Any
 import falcon
 
 from runqy import keys
-from runqy.config import full_queue_name
+from runqy.config import full_queue_name, whole
 from runqy.errors import NotFound, ValidationError
 from runqy.resources import read_json
 from runqy.resources.queues import page_params, queue_param
@@ -45,14 +45,14 @@ class Enqueue:
         body = read_json(req, "enqueue")
         _refuse_unsupported(body)
         payload = body["data"] if "data" in body else {k: v for k, v in body.items() if k not in RESERVED}
-        task = NewTask(dump_payload(payload), body.get("timeout"), body.get("task_id"))
-        (enqueued,) = self._store.enqueue(full_queue_name(body["queue"]), [task], body.get("max_retry"))
+        task = NewTask(dump_payload(payload), whole(body.get("timeout")), body.get("task_id"))
+        (enqueued,) = self._store.enqueue(full_queue_name(body["queue"]), [task], whole(body.get("max_retry")))
         resp.media = {"info": info(enqueued)}
 
 
 def _batch_task(job: Any, timeout: int | None) -> NewTask:
     if isinstance(job, dict) and "data" in job and set(job) <= {"data", "timeout"}:
-        return NewTask(dump_payload(job["data"]), job.get("timeout", timeout))
+        return NewTask(dump_payload(job["data"]), whole(job.get("timeout", timeout)))
     return NewTask(dump_payload(job), timeout)
 
 
@@ -65,8 +65,8 @@ class EnqueueBatch:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
-        tasks = [_batch_task(job, body.get("timeout")) for job in body["jobs"]]
-        enqueued = self._store.enqueue(full_queue_name(body["queue"]), tasks, body.get("max_retry"))
+        tasks = [_batch_task(job, whole(body.get("timeout"))) for job in body["jobs"]]
+        enqueued = self._store.enqueue(full_queue_name(body["queue"]), tasks, whole(body.get("max_retry")))
         resp.media = {"enqueued": len(enqueued), "failed": 0,
                       "task_ids": [task.id for task in enqueued], "errors": []}
 

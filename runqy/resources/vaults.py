@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from runqy import validation
-from runqy.errors import Unavailable
+from runqy.errors import Conflict, Unavailable
 from runqy.resources import read_json
 from runqy.store import Store
 from runqy.vault import Cipher, check_entry_key, mask
@@ -121,7 +121,7 @@ def deployment_secrets(store: Store, cipher: Cipher, queue: str, deployment: dic
     found = dict(zip(wanted, store.get_vaults(wanted)))
     missing = sorted(name for name, entries in found.items() if entries is None)
     if missing:
-        raise Unavailable("queue %s names vaults that do not exist: %s" % (queue, ", ".join(missing)))
+        raise Conflict("queue %s names vaults that do not exist: %s" % (queue, ", ".join(missing)))
     merged = {}
     for name in names:
         for key, stored in sorted(found[name].items()):
@@ -129,6 +129,6 @@ def deployment_secrets(store: Store, cipher: Cipher, queue: str, deployment: dic
     if token_ref:
         vault, _, key = token_ref
         if key not in found[vault]:
-            raise Unavailable("queue %s: git_token refers to %s%s/%s, which does not exist" % (queue, VAULT_REF, vault, key))
+            raise Conflict("queue %s: git_token refers to %s%s/%s, which does not exist" % (queue, VAULT_REF, vault, key))
         token = cipher.decrypt(vault, key, found[vault][key]["value"])
     return merged, token
