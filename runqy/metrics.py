@@ -23,7 +23,10 @@ from runqy.store import Store
 logger = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_STATES = ("pending", "held", "active", "scheduled", "retry", "archived", "completed")
+#: asynq's task states; runqy's held tasks are pending tasks of a paused queue
+_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+#: route labels of the static files, which have no route template
+_STATIC = (("/swagger/", "/swagger/{file}"), ("/schemas/", "/schemas/{file}"))
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -48,20 +51,24 @@ class QueueCollector:
         latency = GaugeMetricFamily("asynq_queue_latency_seconds",
                                     "Age of the oldest pending task of a queue", labels=["queue"])
         paused = GaugeMetricFamily("asynq_queue_paused_total", "1 when the queue is paused", labels=["queue"])
+        held = GaugeMetricFamily("runqy_queue_held_tasks", "Pending tasks held back while the queue is paused",
+                                 labels=["queue"])
         by_state = GaugeMetricFamily("asynq_tasks_enqueued_total", "Number of tasks of a queue in each state",
                                      labels=["queue", "state"])
         processed = CounterMetricFamily("asynq_tasks_processed", "Tasks that succeeded", labels=["queue"])
         failed = CounterMetricFamily("asynq_tasks_failed", "Tasks that failed for good", labels=["queue"])
         for q in queues:
             counts = {state: getattr(q, state) for state in _STATES}
+            counts["pending"] += q.held
             size.add_metric([q.name], sum(counts.values()))
             latency.add_metric([q.name], q.latency_seconds)
             paused.add_metric([q.name], int(q.paused))
+            held.add_metric([q.name], q.held)
             for state, count in counts.items():
                 by_state.add_metric([q.name, state], count)
             processed.add_metric([q.name], q.processed)
             failed.add_metric([q.name], q.failed)
-        yield from (size, latency, paused, by_state, processed, failed)
+        yield from (size, latency, paused, held, by_state, processed, failed)
 
 
 class Metrics:
@@ -72,8 +79,9 @@ class Metrics:
         self._registry = CollectorRegistry()
         self._requests = Counter("runqy_http_requests", "HTTP requests by route template, method and status",
                                  ["route", "method", "status"], registry=self._registry)
-        self._latency = Histogram("runqy_http_request_duration_seconds", "HTTP request latency by route template",
-                                  ["route", "method"], buckets=_BUCKETS, registry=self._registry)
+        self._latency = Histogram("runqy_http_request_duration_seconds",
+                                  "HTTP request latency by route template, method and status",
+                                  ["route", "method", "status"], buckets=_BUCKETS, registry=self._registry)
         self._queues = QueueCollector(store)
         if not self._multiprocess:
             self._registry.register(self._queues)
@@ -85,9 +93,10 @@ class Metrics:
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          req_succeeded: bool) -> None:
-        route = req.uri_template or "unmatched"
+        route = req.uri_template or next((label for prefix, label in _STATIC
+                                          if req.path.startswith(prefix) and resp.status_code < 400), "unmatched")
         self._requests.labels(route, req.method, resp.status_code).inc()
-        self._latency.labels(route, req.method).observe(time.perf_counter() - req.context.started)
+        self._latency.labels(route, req.method, resp.status_code).observe(time.perf_counter() - req.context.started)
 
     # resource ----------------------------------------------------------------------------
 

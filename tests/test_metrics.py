@@ -277,11 +277,14 @@ def test_http_requests_are_counted_by_route_template_method_and_status(client, r
         (("method", "GET"), ("route", "/queue/{task_id}/{queue_name}"), ("status", "200")): 1,
         (("method", "DELETE"), ("route", "/queue/add"), ("status", "405")): 1,
     }
-    assert scraped.value("runqy_http_request_duration_seconds_count", route=TASK_ROUTE, method="GET") == 7
-    assert scraped.value("runqy_http_request_duration_seconds_count", route="/queue/add", method="POST") == 1
+    for status, count in (("200", 3), ("404", 2), ("401", 2)):
+        assert scraped.value("runqy_http_request_duration_seconds_count",
+                             route=TASK_ROUTE, method="GET", status=status) == count
     assert scraped.value("runqy_http_request_duration_seconds_count",
-                         route="/queue/{task_id}/{queue_name}", method="GET") == 1
-    assert scraped.value("runqy_http_request_duration_seconds_sum", route=TASK_ROUTE, method="GET") > 0
+                         route="/queue/add", method="POST", status="200") == 1
+    assert scraped.value("runqy_http_request_duration_seconds_count",
+                         route="/queue/{task_id}/{queue_name}", method="GET", status="200") == 1
+    assert scraped.value("runqy_http_request_duration_seconds_sum", route=TASK_ROUTE, method="GET", status="200") > 0
     # the scrape counts itself once it has answered
     assert scrape(client).value("runqy_http_requests_total", route="/metrics", method="GET", status="200") == 1
 
@@ -297,7 +300,7 @@ def test_request_duration_histogram_has_cumulative_buckets_ending_in_the_count(c
                      if dict(labels)["route"] == "/health")
     assert len(buckets) > 5 and buckets[-1] == (float("inf"), 5)
     assert all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:]))
-    assert scraped.value("runqy_http_request_duration_seconds_count", route="/health", method="GET") == 5
+    assert scraped.value("runqy_http_request_duration_seconds_count", route="/health", method="GET", status="200") == 5
 
 
 def test_paths_that_match_no_route_share_one_route_label(client, r):
@@ -368,7 +371,8 @@ def test_http_counters_add_up_across_three_gunicorn_workers(r, gunicorn_env, tmp
 
     for scraped in scrapes:
         assert scraped.value("runqy_http_requests_total", route=TASK_ROUTE, method="GET", status="200") == made
-        assert scraped.value("runqy_http_request_duration_seconds_count", route=TASK_ROUTE, method="GET") == made
+        assert scraped.value("runqy_http_request_duration_seconds_count",
+                             route=TASK_ROUTE, method="GET", status="200") == made
         assert scraped.value("runqy_http_requests_total", route="/queue/add", method="POST", status="200") == 1
         # queue metrics come once from Redis, not once per worker process
         assert scraped.samples["runqy_redis_up"] == {frozenset(): 1}
