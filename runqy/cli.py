@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from runqy import __version__, keys
-from runqy.client import (DEFAULT_SERVER, DEFAULT_TIMEOUT, AdminClient, ClientError, InvalidServer,
-                          ServerRefused, normalize_url)
+from runqy.client import (
+    DEFAULT_SERVER,
+    DEFAULT_TIMEOUT,
+    AdminClient,
+    ClientError,
+    InvalidServer,
+    ServerRefused,
+    normalize_url,
+)
 from runqy.vault import mask
 
 #: Exit codes.

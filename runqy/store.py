@@ -5,12 +5,12 @@ Keys come from :mod:`runqy.keys`; multi-key writes are the Lua scripts of
 hot path is one round trip.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
 import time
 import uuid
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -481,11 +481,12 @@ class Store:
     def pause(self, name: str, paused: bool) -> dict[str, int]:
         """Pause or unpause ``name`` (every sub-queue of a parent); ids moved per sub-queue."""
         queues = list(self.resolve_queues(name))
-        script, now = ("pause", [self._now()]) if paused else ("unpause", [])
+        flag = self._now() if paused else ""
 
         def fill(pipe: redis.client.Pipeline) -> None:
             for q in queues:
-                self._evalsha(pipe, script, [keys.pending(q), keys.held(q), keys.paused(q)], now)
+                lists = [keys.pending(q), keys.held(q)]
+                self._evalsha(pipe, "move_pending", (lists if paused else lists[::-1]) + [keys.paused(q)], [flag])
 
         replies = self._pipeline(fill)
         for reply in replies:

@@ -13,8 +13,7 @@ import pytest
 from runqy import keys, protobuf
 from runqy.app import create_app
 from runqy.store import Store, connect
-from tests.admin_helpers import (NOW, TTL_ARCHIVED, errors_of, pinned_client, rfc3339, seed_task,
-                                 task_traces)
+from tests.admin_helpers import NOW, TTL_ARCHIVED, errors_of, pinned_client, rfc3339, seed_task, task_traces
 from tests.conftest import ADMIN, CLIENT, WORKER, wait_for
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")

@@ -123,7 +123,7 @@ def run_gunicorn_expecting_exit(env: dict, timeout: float = 30) -> subprocess.Co
         return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "runqy.wsgi:app"],
                               cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError("gunicorn did not exit: %s" % (exc.stdout, exc.stderr)) from None
+        raise AssertionError("gunicorn did not exit: %s %s" % (exc.stdout, exc.stderr)) from None
 
 
 def test_start_with_a_bad_queue_config_exits_naming_file_queue_and_field(r, gunicorn_env, tmp_path):

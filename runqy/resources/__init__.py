@@ -2,15 +2,26 @@
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
 from runqy import validation
 from runqy.errors import PayloadTooLarge, ValidationError
 
+if TYPE_CHECKING:
+    from runqy.store import Store
+
 #: A \\uD800-\\uDFFF escape: JSON allows it unpaired, UTF-8 cannot store it.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+class Resource:
+    """A resource on the store that the keys of ``roles`` may call (see runqy.auth)."""
+
+    def __init__(self, store: "Store", roles: frozenset[str]):
+        self._store = store
+        self.auth_roles = roles
 
 
 def read_json(req: falcon.Request, schema: str | None = None) -> Any:

@@ -7,7 +7,7 @@ import falcon
 
 from runqy import config, validation
 from runqy.config import Settings
-from runqy.resources import read_json
+from runqy.resources import Resource, read_json
 from runqy.resources.vaults import VAULT_REF
 from runqy.store import Store
 from runqy.vault import mask
@@ -21,12 +21,8 @@ def public_config(queue: dict[str, Any] | None) -> dict[str, Any] | None:
     return {**queue, "deployment": {**queue["deployment"], "git_token": mask(token)}}
 
 
-class Configs:
+class Configs(Resource):
     """GET lists every queue config; POST creates one (``?force=true`` replaces it)."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         configs = [public_config(c) for c in self._store.list_configs()]
@@ -40,12 +36,8 @@ class Configs:
         resp.media = {"config": public_config(queue), "created": created}
 
 
-class Config:
+class Config(Resource):
     """DELETE /api/cli/configs/{name}: the config goes, the queue's tasks stay."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         validation.check_param("name_part", name, "name")
@@ -53,16 +45,15 @@ class Config:
         resp.media = {"name": name, "deleted": True}
 
 
-class Reload:
+class Reload(Resource):
     """POST /api/cli/configs/reload: upsert the queues of every valid YAML file.
 
     A file with any error changes nothing; its errors are in the answer.
     """
 
     def __init__(self, store: Store, settings: Settings, roles: frozenset[str]):
-        self._store = store
+        super().__init__(store, roles)
         self._dir = settings.config_dir
-        self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         queues, failures = config.load_dir(self._dir)

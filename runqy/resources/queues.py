@@ -5,6 +5,7 @@ from typing import Any
 import falcon
 
 from runqy import defaults, validation
+from runqy.resources import Resource
 from runqy.resources.configs import public_config
 from runqy.store import QueueStats, Store
 
@@ -36,12 +37,8 @@ def summary(name: str, subs: list[QueueStats]) -> dict[str, Any]:
     return out
 
 
-class Queues:
+class Queues(Resource):
     """GET /api/cli/queues: every configured queue and every queue in asynq:queues."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit, offset = page_params(req, default_limit=defaults.MAX_PAGE)
@@ -50,12 +47,8 @@ class Queues:
                       "limit": limit, "offset": offset}
 
 
-class Queue:
+class Queue(Resource):
     """GET /api/cli/queues/{queue}: statistics (summed over a parent's sub-queues) and config."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         subs = self._store.queue_stats(self._store.resolve_queues(queue_param(queue)))
@@ -66,13 +59,12 @@ class Queue:
         resp.media = {**answer, "sub_queues": [s.to_dict() for s in subs], "config": public_config(config)}
 
 
-class Pause:
+class Pause(Resource):
     """POST /api/cli/queues/{queue}/pause and /unpause; repeating either is harmless."""
 
     def __init__(self, store: Store, roles: frozenset[str], paused: bool):
-        self._store = store
+        super().__init__(store, roles)
         self._paused = paused
-        self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         moved = self._store.pause(queue_param(queue), self._paused)

@@ -8,9 +8,9 @@ import falcon
 from runqy import keys
 from runqy.config import full_queue_name, whole
 from runqy.errors import NotFound, ValidationError
-from runqy.resources import read_json
+from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
-from runqy.store import Enqueued, NewTask, Store
+from runqy.store import Enqueued, NewTask
 
 #: Keys of an enqueue body that are never part of a flat payload.
 RESERVED = frozenset(("queue", "data", "timeout", "max_retry", "process_at", "delay", "unique_for", "task_id"))
@@ -34,12 +34,8 @@ def _refuse_unsupported(body: dict) -> None:
         raise ValidationError(*("$.%s: scheduled and unique tasks are not supported yet" % key for key in given))
 
 
-class Enqueue:
+class Enqueue(Resource):
     """POST /queue/add (and /api/cli/tasks): one task, nested or flat body."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue")
@@ -56,12 +52,8 @@ def _batch_task(job: Any, timeout: int | None) -> NewTask:
     return NewTask(dump_payload(job), timeout)
 
 
-class EnqueueBatch:
+class EnqueueBatch(Resource):
     """POST /queue/add-batch: up to 1000 tasks onto one queue, all or nothing."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
@@ -71,12 +63,8 @@ class EnqueueBatch:
                       "task_ids": [task.id for task in enqueued], "errors": []}
 
 
-class TaskStatus:
+class TaskStatus(Resource):
     """GET /queue/{task_id} and GET /queue/{task_id}/{queue_name}."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, queue_name: str | None = None) -> None:
         queue = None
@@ -87,12 +75,8 @@ class TaskStatus:
         resp.media = {"info": self._store.get_task(task_id, queue).to_dict()}
 
 
-class QueueTasks:
+class QueueTasks(Resource):
     """GET /api/cli/queues/{queue}/tasks?state=&limit=&offset=: one page, oldest first."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         state = req.get_param("state") or "pending"
@@ -105,12 +89,8 @@ class QueueTasks:
                       "tasks": [t.to_dict() for t in tasks]}
 
 
-class QueueTask:
+class QueueTask(Resource):
     """GET and DELETE /api/cli/queues/{queue}/tasks/{task_id}."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def _queue(self, queue: str, task_id: str) -> str:
         """The sub-queue of the task: a parent name stands for whichever of its sub-queues holds it."""
@@ -130,12 +110,8 @@ class QueueTask:
         resp.media = {"id": task_id, "queue": full, "deleted": True}
 
 
-class CancelTask:
+class CancelTask(Resource):
     """DELETE /api/cli/tasks/{task_id}: archive as canceled, or ask a running task to stop."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
         queue, canceled = self._store.cancel_task(task_id)

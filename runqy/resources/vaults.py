@@ -10,7 +10,7 @@ import falcon
 
 from runqy import validation
 from runqy.errors import Conflict, Unavailable
-from runqy.resources import read_json
+from runqy.resources import Resource, read_json
 from runqy.store import Store
 from runqy.vault import Cipher, check_entry_key, mask
 
@@ -26,11 +26,10 @@ def _public(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k != "check"}
 
 
-class _VaultResource:
+class _VaultResource(Resource):
     def __init__(self, store: Store, cipher: Cipher, roles: frozenset[str]):
-        self._store = store
+        super().__init__(store, roles)
         self._cipher = cipher
-        self.auth_roles = roles
 
     def _name(self, name: str) -> str:
         """Vault routes answer 503 while vaults are off, before anything else is checked."""
@@ -102,7 +101,8 @@ class VaultEntry(_VaultResource):
 VAULT_REF = "vault://"
 
 
-def deployment_secrets(store: Store, cipher: Cipher, queue: str, deployment: dict[str, Any]) -> tuple[dict[str, str], str]:
+def deployment_secrets(store: Store, cipher: Cipher, queue: str,
+                       deployment: dict[str, Any]) -> tuple[dict[str, str], str]:
     """The register answer's ``vaults`` and ``git_token`` for one queue's deployment.
 
     ``vaults`` merges the decrypted entries of every vault the deployment names,
@@ -129,6 +129,7 @@ def deployment_secrets(store: Store, cipher: Cipher, queue: str, deployment: dic
     if token_ref:
         vault, _, key = token_ref
         if key not in found[vault]:
-            raise Conflict("queue %s: git_token refers to %s%s/%s, which does not exist" % (queue, VAULT_REF, vault, key))
+            raise Conflict("queue %s: git_token refers to %s%s/%s, which does not exist"
+                           % (queue, VAULT_REF, vault, key))
         token = cipher.decrypt(vault, key, found[vault][key]["value"])
     return merged, token

@@ -7,7 +7,7 @@ import falcon
 from runqy import defaults
 from runqy.config import Settings
 from runqy.errors import NotFound
-from runqy.resources import read_json
+from runqy.resources import Resource, read_json
 from runqy.resources.vaults import deployment_secrets
 from runqy.store import Store
 from runqy.vault import Cipher
@@ -46,14 +46,13 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     return answer
 
 
-class Register:
+class Register(Resource):
     """POST /worker/register: Redis credentials, sub-queues and the deployment spec."""
 
     def __init__(self, store: Store, settings: Settings, cipher: Cipher, roles: frozenset[str]):
-        self._store = store
+        super().__init__(store, roles)
         self._settings = settings
         self._cipher = cipher
-        self.auth_roles = roles
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "register")
@@ -65,24 +64,16 @@ class Register:
         resp.media = registration(self._settings, config, requested, vaults, git_token)
 
 
-class Workers:
+class Workers(Resource):
     """GET /api/cli/workers: workers from their heartbeat hashes."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         workers = [w.to_dict() for w in self._store.list_workers()]
         resp.media = {"workers": workers, "count": len(workers)}
 
 
-class WorkerDetail:
+class WorkerDetail(Resource):
     """GET /api/cli/workers/{worker_id}: one worker and its recent log lines."""
-
-    def __init__(self, store: Store, roles: frozenset[str]):
-        self._store = store
-        self.auth_roles = roles
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, worker_id: str) -> None:
         worker, logs = self._store.get_worker(worker_id, defaults.WORKER_LOG_LINES)

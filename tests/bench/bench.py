@@ -500,6 +500,13 @@ class Run:
     def rate(self, phase: str) -> float:
         return self.median(phase, lambda r: r.rate)
 
+    def cpu_us(self, phase: str, units: int = 1) -> float:
+        """CPU microseconds per unit of work, of everything this run started (server, Redis, client).
+
+        Unlike a rate, this hardly moves when other programs share the cores."""
+        return self.median(phase, lambda r: sum(v for k, v in r.cpu.items() if k != "other") / (r.rate * units) * 1e6
+                           if r.rate else math.inf)
+
     def direct_phases(self) -> list[str]:
         return [phase for phase in self.rounds if phase.startswith("direct")]
 
@@ -619,8 +626,16 @@ def detail_rows(run: Run) -> list[list[str]]:
                      str(sum(r.errors for r in results)),
                      ms(run.median(phase, lambda r: r.p50_ms)), ms(run.median(phase, lambda r: r.p99_ms)),
                      ms(max(r.p99_ms for r in results))]
-                    + ["%.2f" % cpu[k] for k in ("server", "redis", "load", "other")])
+                    + ["%.2f" % cpu[k] for k in ("server", "redis", "load", "other")]
+                    + ["%.0f" % run.cpu_us(phase)])
     return rows
+
+
+def cpu_ratios(run: Run) -> str:
+    best = run.best_direct()
+    return ("enqueue %.2f, get %.2f, batch %.2f (ceiling's CPU per request or task / runqy's)"
+            % (run.cpu_us("bare_post") / run.cpu_us("enqueue"), run.cpu_us("bare_get") / run.cpu_us("get"),
+               run.cpu_us(best) / run.cpu_us("batch", BATCH)))
 
 
 def report(run: Run, loader: Loader) -> bool:
@@ -634,8 +649,10 @@ def report(run: Run, loader: Loader) -> bool:
     print(table(rows, ["metric", "value", "ceiling", "ratio", "goal", "result"]))
     print()
     print(table(detail_rows(run), ["phase", "per s", "range", "count", "errors", "p50 ms", "p99 ms", "worst p99",
-                                   "cpu server", "cpu redis", "cpu load", "cpu other"]))
-    print("(cpu: cores busy during the phase, mean over rounds; 'other' is everything this run did not start)")
+                                   "cpu server", "cpu redis", "cpu load", "cpu other", "cpu us/req"]))
+    print("(cpu: cores busy during the phase, mean over rounds; 'other' is everything this run did not start;\n"
+          " cpu us/req: CPU of server + redis + load per request, or per task for direct writes)")
+    print("\ncpu-cost ratios, which other load on the machine hardly moves: " + cpu_ratios(run))
     print("\n".join("check: " + c for c in run.checks))
     return all(row[-1] != "FAIL" for row in rows)
 
@@ -652,10 +669,13 @@ def sweep_summary(runs: list[Run]) -> None:
                      "%.2f" % (run.rate("batch") * BATCH / direct),
                      "%.0f" % run.rate("get"), "%.0f" % run.rate("bare_get"),
                      "%.2f" % (run.rate("get") / run.rate("bare_get")),
-                     "%.1f" % run.median("get", lambda r: r.p99_ms)])
-    print("\nsweep summary (medians over rounds)\n")
+                     "%.1f" % run.median("get", lambda r: r.p99_ms),
+                     "%.0f/%.0f" % (run.cpu_us("enqueue"), run.cpu_us("bare_post")),
+                     "%.0f/%.0f" % (run.cpu_us("get"), run.cpu_us("bare_get")),
+                     "%.2f" % statistics.mean(run.median(p, lambda r: r.cpu["other"]) for p in run.rounds)])
+    print("\nsweep summary (medians over rounds; cpu us/req: runqy/bare; 'other': cores other programs took)\n")
     print(table(rows, ["WxT", "add/s", "bare/s", "ratio", "add p99", "batch tasks/s", "direct", "ratio",
-                       "get/s", "bare/s", "ratio", "get p99"]))
+                       "get/s", "bare/s", "ratio", "get p99", "add cpu us", "get cpu us", "other"]))
 
 
 # --- in-process profile ----------------------------------------------------------------------------
