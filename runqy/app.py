@@ -6,6 +6,7 @@ from typing import Any
 import falcon
 import redis
 
+from runqy import validation
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import NotFound, RunqyError
@@ -73,6 +74,7 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, param
 def create_app(settings: Settings, *, store: Store | None = None, **store_options: Any) -> falcon.App:
     """The runqy application; ``store`` defaults to one on the configured Redis."""
     store = store or Store(connect(settings), **store_options)
+    validation.compile_all()
     cipher = Cipher(settings.vault_master_key)
     if not cipher.enabled:
         logger.info("%s", cipher.problem)
