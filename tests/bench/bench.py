@@ -31,6 +31,7 @@ import os
 import pstats
 import resource
 import runpy
+import shlex
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +137,28 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def connections_per_worker(workers: list[int], port: int) -> list[int]:
+    """Established connections to ``port`` that each worker holds, busiest first (IPv4, from /proc)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+            inodes.add("socket:[%s]" % fields[9])
+    counts = []
+    for pid in workers:
+        held = 0
+        try:
+            for fd in os.scandir("/proc/%d/fd" % pid):
+                try:
+                    held += os.readlink(fd.path) in inodes
+                except OSError:
+                    continue
+        except OSError:
+            pass
+        counts.append(held)
+    return sorted(counts, reverse=True)
+
+
 def machine_busy() -> float:
     """CPU seconds all cores spent busy since boot, from /proc/stat."""
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -180,6 +204,7 @@ class RedisServer:
 class ServerSettings:
     workers: int | None
     threads: int | None
+    extra: tuple[str, ...] = ()  # more gunicorn options, for both servers
 
     def env(self) -> dict[str, str]:
         env = {}
@@ -200,7 +225,10 @@ class ServerSettings:
             os.environ.clear()
             os.environ.update(saved)
         names = ("bind", "worker_class", "workers", "threads", "keepalive", "timeout", "accesslog", "loglevel")
-        return {name: conf.get(name) for name in names}
+        resolved = {name: conf.get(name) for name in names}
+        if self.extra:
+            resolved["command line"] = " ".join(self.extra)
+        return resolved
 
     def label(self, base_env: dict[str, str]) -> str:
         conf = self.resolved(base_env)
@@ -216,7 +244,7 @@ class Gunicorn:
         self.env = {**os.environ, **env, **settings.env(), "HOST": "127.0.0.1", "PORT": str(self.port)}
         self.workers = settings.resolved(self.env)["workers"]
         self.process, self.log = procs.start("gunicorn-" + target.split(".")[-1].replace(":", "-"), [
-            sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, target], env=self.env)
+            sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF, *settings.extra, target], env=self.env)
         wait_for(self._booted, 30, "gunicorn (%s) to boot %d workers" % (target, self.workers))
 
     def _booted(self) -> bool:
@@ -257,6 +285,7 @@ class Result:
     p50_ms: float
     p99_ms: float
     cpu: dict[str, float] = field(default_factory=dict)  # cores used, by process kind
+    spread: list[int] = field(default_factory=list)  # client connections held by each worker, busiest first
 
     @property
     def rate(self) -> float:
@@ -406,10 +435,20 @@ class Loader:
         pids = server.pids()
         before = (time.monotonic(), cpu_seconds(pids), cpu_seconds([self.redis_pid]),
                   resource.getrusage(resource.RUSAGE_CHILDREN), machine_busy())
-        if self.wrk:
-            result = run_wrk(url, load, seconds, self.args.connections, self.args.wrk_threads, self.workdir)
-        else:
-            result = run_python_client(url, load, seconds, self.args.connections, self.workdir)
+        # keep-alive connections stay with the worker that accepted them: note how they were dealt out
+        spread: list[int] = []
+        sampler = threading.Timer(min(1.0, seconds / 2), lambda: spread.extend(
+            connections_per_worker(pids[1:], server.port)))
+        sampler.start()
+        try:
+            if self.wrk:
+                result = run_wrk(url, load, seconds, self.args.connections, self.args.wrk_threads, self.workdir)
+            else:
+                result = run_python_client(url, load, seconds, self.args.connections, self.workdir)
+        finally:
+            sampler.cancel()
+        sampler.join()
+        result.spread = spread
         self.settle(pids)
         wall = time.monotonic() - before[0]
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -612,6 +651,11 @@ TITLES = {"enqueue": "runqy POST /queue/add", "bare_post": "bare POST /queue/add
           "bare_get": "bare GET /queue/{id}", "batch": "runqy POST /queue/add-batch (x%d tasks)" % BATCH}
 
 
+def busiest_share(result: Result) -> str:
+    """The share of the client connections that the busiest worker held ("-" when not a server phase)."""
+    return "%.0f%%" % (100 * result.spread[0] / sum(result.spread)) if sum(result.spread) else "-"
+
+
 def ms(value: float) -> str:
     return "-" if math.isnan(value) else "%.2f" % value
 
@@ -627,7 +671,7 @@ def detail_rows(run: Run) -> list[list[str]]:
                      ms(run.median(phase, lambda r: r.p50_ms)), ms(run.median(phase, lambda r: r.p99_ms)),
                      ms(max(r.p99_ms for r in results))]
                     + ["%.2f" % cpu[k] for k in ("server", "redis", "load", "other")]
-                    + ["%.0f" % run.cpu_us(phase)])
+                    + ["%.0f" % run.cpu_us(phase), " ".join(map(busiest_share, results))])
     return rows
 
 
@@ -649,9 +693,12 @@ def report(run: Run, loader: Loader) -> bool:
     print(table(rows, ["metric", "value", "ceiling", "ratio", "goal", "result"]))
     print()
     print(table(detail_rows(run), ["phase", "per s", "range", "count", "errors", "p50 ms", "p99 ms", "worst p99",
-                                   "cpu server", "cpu redis", "cpu load", "cpu other", "cpu us/req"]))
+                                   "cpu server", "cpu redis", "cpu load", "cpu other", "cpu us/req",
+                                   "busiest worker"]))
     print("(cpu: cores busy during the phase, mean over rounds; 'other' is everything this run did not start;\n"
-          " cpu us/req: CPU of server + redis + load per request, or per task for direct writes)")
+          " cpu us/req: CPU of server + redis + load per request, or per task for direct writes;\n"
+          " busiest worker: its share of the keep-alive connections, each round: a worker keeps the connections\n"
+          " it accepts, and one worker holding most of them caps the rate near one core's)")
     print("\ncpu-cost ratios, which other load on the machine hardly moves: " + cpu_ratios(run))
     print("\n".join("check: " + c for c in run.checks))
     return all(row[-1] != "FAIL" for row in rows)
@@ -786,6 +833,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY (default: the config file's)")
     parser.add_argument("--threads", type=int, help="RUNQY_THREADS (default: the config file's)")
     parser.add_argument("--sweep", help="several WORKERSxTHREADS settings, e.g. 2x4,3x2,4x1")
+    parser.add_argument("--gunicorn-args", default="", help="more gunicorn options for both servers, e.g. "
+                        "--gunicorn-args=--reuse-port (a socket per worker: the kernel spreads the connections)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (the load takes CPU too)")
     parser.add_argument("--direct-clients", default="1,2", help="redis-py processes for the ceiling; best wins")
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
@@ -835,10 +884,11 @@ def main(argv: list[str]) -> int:
         env = {"RUNQY_API_KEY": API_KEY, "REDIS_URL": redis_server.url, "RUNQY_CONFIG_DIR": str(ROOT / "config"),
                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(workdir))}
         loader = Loader(args, workdir, redis_server)
+        extra = tuple(shlex.split(args.gunicorn_args))
         if args.sweep:
-            settings = [ServerSettings(*map(int, s.split("x"))) for s in args.sweep.split(",")]
+            settings = [ServerSettings(*map(int, s.split("x")), extra) for s in args.sweep.split(",")]
         else:
-            settings = [ServerSettings(args.workers, args.threads)]
+            settings = [ServerSettings(args.workers, args.threads, extra)]
 
         runs = []
         for setting in settings:
