@@ -651,9 +651,9 @@ TITLES = {"enqueue": "runqy POST /queue/add", "bare_post": "bare POST /queue/add
           "bare_get": "bare GET /queue/{id}", "batch": "runqy POST /queue/add-batch (x%d tasks)" % BATCH}
 
 
-def busiest_share(result: Result) -> str:
-    """The share of the client connections that the busiest worker held ("-" when not a server phase)."""
-    return "%.0f%%" % (100 * result.spread[0] / sum(result.spread)) if sum(result.spread) else "-"
+def serving(result: Result) -> str:
+    """How many workers held client connections ("-" when not a server phase)."""
+    return "%d/%d" % (sum(1 for n in result.spread if n), len(result.spread)) if result.spread else "-"
 
 
 def ms(value: float) -> str:
@@ -671,7 +671,7 @@ def detail_rows(run: Run) -> list[list[str]]:
                      ms(run.median(phase, lambda r: r.p50_ms)), ms(run.median(phase, lambda r: r.p99_ms)),
                      ms(max(r.p99_ms for r in results))]
                     + ["%.2f" % cpu[k] for k in ("server", "redis", "load", "other")]
-                    + ["%.0f" % run.cpu_us(phase), " ".join(map(busiest_share, results))])
+                    + ["%.0f" % run.cpu_us(phase), " ".join(map(serving, results))])
     return rows
 
 
@@ -694,11 +694,11 @@ def report(run: Run, loader: Loader) -> bool:
     print()
     print(table(detail_rows(run), ["phase", "per s", "range", "count", "errors", "p50 ms", "p99 ms", "worst p99",
                                    "cpu server", "cpu redis", "cpu load", "cpu other", "cpu us/req",
-                                   "busiest worker"]))
+                                   "workers with conns"]))
     print("(cpu: cores busy during the phase, mean over rounds; 'other' is everything this run did not start;\n"
           " cpu us/req: CPU of server + redis + load per request, or per task for direct writes;\n"
-          " busiest worker: its share of the keep-alive connections, each round: a worker keeps the connections\n"
-          " it accepts, and one worker holding most of them caps the rate near one core's)")
+          " workers with conns: workers that held keep-alive connections, each round; a worker keeps what it\n"
+          " accepts, one without any idles, and when a single worker holds them all the rate is one core's)")
     print("\ncpu-cost ratios, which other load on the machine hardly moves: " + cpu_ratios(run))
     print("\n".join("check: " + c for c in run.checks))
     return all(row[-1] != "FAIL" for row in rows)
