@@ -2,10 +2,11 @@
 
 Not a test (pytest collects only ``test_*.py``). ``bin/bench`` runs it:
 
-    bin/bench                          # the settings of config/gunicorn.conf.py
-    bin/bench --workers 3 --threads 2  # WEB_CONCURRENCY / RUNQY_THREADS
-    bin/bench --sweep 2x1,2x4,3x2      # several settings, one summary at the end
-    bin/bench --profile                # the falcon apps in-process under cProfile
+    bin/bench                               # the settings of config/gunicorn.conf.py
+    bin/bench --workers 3 --threads 2       # WEB_CONCURRENCY / RUNQY_THREADS
+    bin/bench --sweep 2x1,2x4,3x2           # several settings, one summary at the end
+    bin/bench --gunicorn-args=--reuse-port  # more gunicorn options, for both servers
+    bin/bench --profile                     # the falcon apps in-process, step by step and under cProfile
 
 One run starts a private redis-server (never 6379) and measures, with ``wrk``
 (a Python asyncio client when wrk is missing), at 32 keep-alive connections:
@@ -15,8 +16,14 @@ One run starts a private redis-server (never 6379) and measures, with ``wrk``
 3. ``GET /queue/{id}``        requests/s, p50/p99    ceiling: a bare falcon GET route
 
 The bare routes (``tests/bench/bare_app.py``) are served by gunicorn with the
-same config file and settings as runqy. Every process the script starts is
-stopped when it ends, on errors and on Ctrl-C too.
+same config file and settings as runqy; its start-up hook loads the example
+queue configs into the bench's Redis for both servers, which the bare app
+ignores. Both servers run at once and the phases alternate for ``--rounds``
+rounds, so that a ratio compares numbers taken seconds apart; values are the
+medians of the rounds. The CPU each phase used (server, Redis, load generator,
+and everything else on the machine) is reported too: CPU per request hardly
+moves when other programs share the cores, rates do. Every process the script
+starts is stopped when it ends, on errors and on Ctrl-C too.
 """
 
 import argparse
