@@ -12,6 +12,7 @@ One run starts a private redis-server (never 6379) and measures, with ``wrk``
 (a Python asyncio client when wrk is missing), at 32 keep-alive connections:
 
 1. ``POST /queue/add``        requests/s, p50/p99    ceiling: a bare falcon POST route
+   (also shown: the bare route plus one Redis PING, the least a Redis-backed request costs)
 2. ``POST /queue/add-batch``  tasks/s (100 per batch) ceiling: redis-py pipelines of the same records
 3. ``GET /queue/{id}``        requests/s, p50/p99    ceiling: a bare falcon GET route
 
@@ -578,6 +579,7 @@ def measure(procs: Processes, redis_server: RedisServer, loader: Loader, setting
     pending = keys.pending(QUEUE)
     enqueue = Load("POST", "/queue/add", ENQUEUE_BODY)
     batch = Load("POST", "/queue/add-batch", BATCH_BODY)
+    round_trip = Load("POST", "/redis-round-trip", ENQUEUE_BODY)
     bare_get = Load("GET", paths=["/queue/%08d-bare" % i for i in range(MAX_GET_IDS)])
 
     def runqy_get() -> Load:
@@ -587,7 +589,7 @@ def measure(procs: Processes, redis_server: RedisServer, loader: Loader, setting
     try:
         if args.warmup > 0:
             for server, load in ((runqy, enqueue), (runqy, runqy_get()), (runqy, batch), (bare, enqueue),
-                                 (bare, bare_get)):
+                                 (bare, round_trip), (bare, bare_get)):
                 loader.run(server, load, args.warmup)
         seconds = max(1, round(args.seconds / args.rounds))
         for _ in range(args.rounds):
@@ -597,6 +599,7 @@ def measure(procs: Processes, redis_server: RedisServer, loader: Loader, setting
             if stored < result.requests - result.errors:
                 raise RuntimeError("enqueue: %d answered but %d pending in Redis" % (result.requests, stored))
             run.add("bare_post", loader.run(bare, enqueue, seconds))
+            run.add("bare_redis", loader.run(bare, round_trip, seconds))
             get = runqy_get()
             run.add("get", loader.run(runqy, get, seconds))
             run.add("bare_get", loader.run(bare, bare_get, seconds))
@@ -645,6 +648,8 @@ def goal_rows(run: Run) -> list[list[str]]:
         ratio_row("POST /queue/add", run.rate("enqueue"), run.rate("bare_post"), GOALS["enqueue"], "req/s"),
         latency_row("POST /queue/add p50", run, "enqueue", "bare_post"),
         latency_row("POST /queue/add p99", run, "enqueue", "bare_post", GOALS["p99_ms"]),
+        ["  (bare POST + one Redis PING)", "%.0f req/s" % run.rate("bare_redis"), "%.0f req/s" % run.rate("bare_post"),
+         "%.2f" % (run.rate("bare_redis") / run.rate("bare_post")), "", ""],
         ratio_row("POST /queue/add-batch", run.rate("batch") * BATCH, run.rate(run.best_direct()), GOALS["batch"],
                   "tasks/s"),
         ratio_row("GET /queue/{id}", run.rate("get"), run.rate("bare_get"), GOALS["get"], "req/s"),
@@ -654,7 +659,8 @@ def goal_rows(run: Run) -> list[list[str]]:
     ]
 
 
-TITLES = {"enqueue": "runqy POST /queue/add", "bare_post": "bare POST /queue/add", "get": "runqy GET /queue/{id}",
+TITLES = {"enqueue": "runqy POST /queue/add", "bare_post": "bare POST /queue/add",
+          "bare_redis": "bare POST + one Redis PING", "get": "runqy GET /queue/{id}",
           "bare_get": "bare GET /queue/{id}", "batch": "runqy POST /queue/add-batch (x%d tasks)" % BATCH}
 
 
