@@ -16,7 +16,10 @@ bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", "300
 # request errors as JSON); processes scale across cores
 worker_class = "runqy.gunicorn_worker.JsonErrorWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-threads = int(os.environ.get("RUNQY_THREADS", 4))
+# threads only hide Redis latency; more of them cost CPU without adding throughput
+threads = int(os.environ.get("RUNQY_THREADS", 2))
+# one listening socket per worker: the kernel spreads keep-alive connections over all of them
+reuse_port = True
 keepalive = 30
 timeout = 30
 graceful_timeout = 10

@@ -54,7 +54,7 @@ def rfc3339(seconds: Any) -> str | None:
         return None
     if value > 1e12:
         value /= 1e9
-    return datetime.fromtimestamp(int(value), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(value)))
 
 
 def _json_value(raw: bytes | None) -> Any:
@@ -204,6 +204,7 @@ class Store:
         self.clock = clock
         self.new_id = new_id
         self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
+        self._queue_of: dict[str, str] = {}  # task id -> queue, see get_task
 
     # --- plumbing ----------------------------------------------------------------
 
@@ -344,6 +345,7 @@ class Store:
             if code == -2:
                 raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
             raise reply
+        self._remember(dict.fromkeys(ids, queue))
         held, resolved_retry, default_timeout = code == 1, int(reply[1]), int(reply[2])
         return [Enqueued(task_id, queue, "pending", resolved_retry,
                          default_timeout if task.timeout is None else task.timeout, held)
@@ -377,21 +379,38 @@ class Store:
         return raw.decode() if raw else None
 
     def get_task(self, task_id: str, queue: str | None = None) -> Task:
-        """The task ``task_id``; its queue comes from the reverse key unless given."""
-        queue = queue or self.task_queue(task_id)
+        """The task ``task_id``; its queue comes from the reverse key unless given.
+
+        A task's queue never changes, so this process remembers it: the reverse key
+        and the task in the remembered queue are then read in one round trip, and
+        the task is used only when the reverse key still names that queue.
+        """
         if queue is None:
-            raise NotFound("task not found: %s" % task_id)
+            remembered = self._queue_of.get(task_id)
+            if remembered:
+                def fill(pipe: redis.client.Pipeline) -> None:
+                    pipe.hget(keys.task_queue(task_id), "queue")
+                    self._read_tasks(pipe, remembered, [task_id])
 
-        def fill(pipe: redis.client.Pipeline) -> None:
-            pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
-            pipe.zscore(keys.retry(queue), task_id)
-            pipe.zscore(keys.scheduled(queue), task_id)
-
-        fields, retry_at, scheduled_at = self._pipeline(fill)
-        task = self._task(task_id, queue, dict(zip(_TASK_FIELDS, fields)), retry_at or scheduled_at)
-        if task is None:
+                replies = self._pipeline(fill)
+                queue = replies[0].decode() if replies[0] else None
+                found = self._parse_tasks(remembered, [task_id], replies[1:]) if queue == remembered else []
+                if found:
+                    return found[0]
+            else:
+                queue = self.task_queue(task_id)
+            if queue is None:
+                raise NotFound("task not found: %s" % task_id)
+            self._remember({task_id: queue})
+        found = self._tasks(queue, [task_id])
+        if not found:
             raise NotFound("task not found: %s" % task_id)
-        return task
+        return found[0]
+
+    def _remember(self, queues_of: dict[str, str]) -> None:
+        if len(self._queue_of) + len(queues_of) > defaults.REMEMBERED_TASKS:
+            self._queue_of.clear()
+        self._queue_of.update(queues_of)
 
     def _task(self, task_id: str, queue: str, h: dict[str, bytes | None], next_at: Any) -> Task | None:
         """A task from its hash fields (worker-protocol §3.2); None when the hash is gone."""
@@ -532,14 +551,15 @@ class Store:
             ids += [i.decode() for i in (reversed(chunk) if lists else chunk)]
         return total, self._tasks(queue, ids)
 
-    def _tasks(self, queue: str, ids: list[str]) -> list[Task]:
-        def fill(pipe: redis.client.Pipeline) -> None:
-            for task_id in ids:
-                pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
-                pipe.zscore(keys.retry(queue), task_id)
-                pipe.zscore(keys.scheduled(queue), task_id)
+    @staticmethod
+    def _read_tasks(pipe: redis.client.Pipeline, queue: str, ids: list[str]) -> None:
+        for task_id in ids:
+            pipe.hmget(keys.task(queue, task_id), _TASK_FIELDS)
+            pipe.zscore(keys.retry(queue), task_id)
+            pipe.zscore(keys.scheduled(queue), task_id)
 
-        replies = self._pipeline(fill) if ids else []
+    def _parse_tasks(self, queue: str, ids: list[str], replies: list) -> list[Task]:
+        """The tasks whose hashes ``_read_tasks`` read, skipping those that are gone."""
         tasks = []
         for i, task_id in enumerate(ids):
             fields, retry_at, scheduled_at = replies[3 * i:3 * i + 3]
@@ -547,6 +567,11 @@ class Store:
             if task is not None:
                 tasks.append(task)
         return tasks
+
+    def _tasks(self, queue: str, ids: list[str]) -> list[Task]:
+        if not ids:
+            return []
+        return self._parse_tasks(queue, ids, self._pipeline(lambda pipe: self._read_tasks(pipe, queue, ids)))
 
     def cancel_task(self, task_id: str) -> tuple[str, bool]:
         """Archive a task that has not started, as canceled: (queue, True).

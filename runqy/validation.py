@@ -38,11 +38,34 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Any:
 _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _pattern})
 
 
+def _inlined(node: Any, base: str) -> Any:
+    """``node`` with every ``$ref`` to another file replaced by what it points at.
+
+    Resolving a ``$ref`` costs more than most checks it leads to, and the files'
+    refs never loop, so they are resolved once here instead of on every request.
+    Keywords beside a ``$ref`` still apply, as JSON Schema 2020-12 says.
+    """
+    if isinstance(node, list):
+        return [_inlined(item, base) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _inlined(value, base) for key, value in node.items() if key != "$ref"}
+    ref = node.get("$ref")
+    if ref is None:
+        return out
+    document, _, pointer = ref.partition("#")
+    document = document or base
+    target = _registry().contents(document)
+    for part in filter(None, pointer.split("/")):
+        target = target[part]
+    return {**_inlined(target, document), **out}
+
+
 @functools.cache
 def validator(name: str) -> jsonschema.protocols.Validator:
     """The compiled validator of ``schemas/<name>.json``."""
-    schema = _registry().contents(name + ".json")
-    return _Validator(schema, registry=_registry(), format_checker=_Validator.FORMAT_CHECKER)
+    schema = _inlined(_registry().contents(name + ".json"), name + ".json")
+    return _Validator(schema, format_checker=_Validator.FORMAT_CHECKER)
 
 
 def _shown(value: Any) -> str:
@@ -103,8 +126,7 @@ def compile_all() -> None:
 
 @functools.cache
 def _definition(name: str) -> jsonschema.protocols.Validator:
-    schema = {"$ref": "common.json#/$defs/" + name}
-    return _Validator(schema, registry=_registry())
+    return _Validator(_inlined({"$ref": "common.json#/$defs/" + name}, "common.json"))
 
 
 def check_param(definition: str, value: str, label: str) -> None:

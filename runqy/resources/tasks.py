@@ -5,7 +5,7 @@ from typing import Any
 
 import falcon
 
-from runqy import keys
+from runqy import keys, validation
 from runqy.config import full_queue_name, whole
 from runqy.errors import NotFound, ValidationError
 from runqy.resources import Resource, read_json
@@ -46,8 +46,11 @@ class Enqueue(Resource):
         resp.media = {"info": info(enqueued)}
 
 
-def _batch_task(job: Any, timeout: int | None) -> NewTask:
+def _batch_task(index: int, job: Any, timeout: int | None) -> NewTask:
+    """A wrapper ``{data, timeout?}`` or the payload itself."""
     if isinstance(job, dict) and "data" in job and set(job) <= {"data", "timeout"}:
+        if "timeout" in job:
+            validation.check_param("timeout", job["timeout"], "$.jobs[%d].timeout" % index)
         return NewTask(dump_payload(job["data"]), whole(job.get("timeout", timeout)))
     return NewTask(dump_payload(job), timeout)
 
@@ -57,7 +60,7 @@ class EnqueueBatch(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
-        tasks = [_batch_task(job, whole(body.get("timeout"))) for job in body["jobs"]]
+        tasks = [_batch_task(i, job, whole(body.get("timeout"))) for i, job in enumerate(body["jobs"])]
         enqueued = self._store.enqueue(full_queue_name(body["queue"]), tasks, whole(body.get("max_retry")))
         resp.media = {"enqueued": len(enqueued), "failed": 0,
                       "task_ids": [task.id for task in enqueued], "errors": []}
