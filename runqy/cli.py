@@ -567,8 +567,7 @@ def config_validate(args: argparse.Namespace) -> int:
         print("No queue configurations found in %s." % root)
     else:
         print("Validated %s:" % root)
-        subs = [("%s.%s" % (name, s["name"]), s["priority"])
-                for name, q in sorted(queues.items()) for s in q["sub_queues"]]
+        subs = [item for _, q in sorted(queues.items()) for item in config.sub_queues(q).items()]
         for full, priority in subs:
             print("  - %s (priority=%d)" % (full, priority))
         print("\nTotal: %d queue(s), %d sub-queue(s)" % (len(queues), len(subs)))

@@ -204,6 +204,11 @@ def load_dir(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str
     return queues, failures
 
 
+def sub_queues(config: Mapping[str, Any]) -> dict[str, int]:
+    """The full names (``parent.sub``) of a normalised config's sub-queues, with their priorities."""
+    return {"%s.%s" % (config["name"], sub["name"]): sub["priority"] for sub in config["sub_queues"]}
+
+
 def full_queue_name(name: str) -> str:
     """``parent`` means ``parent.default``; Redis keys always use the full name."""
     return name if "." in name else name + ".default"

@@ -12,7 +12,6 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -21,7 +20,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from runqy import defaults, keys, protobuf
-from runqy.config import Settings
+from runqy.config import Settings, sub_queues
 from runqy.errors import Conflict, NotFound, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -179,6 +178,15 @@ class Worker:
         return _fields(self)
 
 
+def _vault_entries(fields: dict[bytes, bytes]) -> dict[str, dict[str, Any]] | None:
+    """A vault hash's entries by key (values still encrypted); None when the vault does not exist."""
+    meta = keys.VAULT_META.encode()
+    if meta not in fields:
+        return None
+    prefix = len(keys.vault_entry_field(""))
+    return {k.decode()[prefix:]: json.loads(v) for k, v in fields.items() if k != meta}
+
+
 @dataclass
 class NewTask:
     """What the store needs to enqueue one task."""
@@ -240,6 +248,14 @@ class Store:
                 raise result
         return results
 
+    def _replies(self, fill: Callable[[redis.client.Pipeline], None]) -> list:
+        """``_pipeline``, raising the first error Redis answered instead of returning it."""
+        replies = self._pipeline(fill)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
     def _evalsha(self, pipe: redis.client.Pipeline, name: str, keys_: Sequence[str], args: Iterable) -> None:
         pipe.evalsha(self.scripts[name].sha, len(keys_), *keys_, *args)
 
@@ -269,10 +285,9 @@ class Store:
             pipe.multi()
             for name, previous in zip(names, old):
                 config = configs[name]
-                full = {"%s.%s" % (name, s["name"]) for s in config["sub_queues"]}
-                for sub in json.loads(previous)["sub_queues"] if previous else []:
-                    if "%s.%s" % (name, sub["name"]) not in full:
-                        pipe.delete(keys.queue_config("%s.%s" % (name, sub["name"])))
+                full = sub_queues(config)
+                for gone in set(sub_queues(json.loads(previous)) if previous else ()) - set(full):
+                    pipe.delete(keys.queue_config(gone))
                 pipe.hset(keys.CONFIGS, name, json.dumps(config, sort_keys=True))
                 for queue in sorted(full):
                     pipe.hset(keys.queue_config(queue), mapping={
@@ -313,9 +328,12 @@ class Store:
             args += [task_id, protobuf.encode_head(queue, task.payload, task_id, queue),
                      "" if task.timeout is None else task.timeout]
 
+        claimed_at: dict[str, int] = {}  # generated id -> position of its HSETNX reply
+
         def fill(pipe: redis.client.Pipeline) -> None:
             for task_id, task in zip(ids, tasks):
                 if not task.task_id:
+                    claimed_at[task_id] = len(pipe.command_stack)
                     pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
                 pipe.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
             self._evalsha(pipe, "enqueue", script_keys, args)
@@ -330,14 +348,7 @@ class Store:
         code = -3 if isinstance(reply, Exception) else int(reply[0])
         if code < 0:
             # release only the reverse keys this call created
-            created, position = list(chosen), 0
-            for task_id, task in zip(ids, tasks):
-                if not task.task_id:
-                    if replies[position]:
-                        created.append(task_id)
-                    position += 1
-                position += 1
-            self._release_ids(created)
+            self._release_ids(chosen + [task_id for task_id, at in claimed_at.items() if replies[at] == 1])
             if code == -1:
                 if added == 1:  # an unknown name must not stay listed as a queue
                     self.redis.srem(keys.QUEUES, queue)
@@ -445,9 +456,7 @@ class Store:
         configs, members = pipe.execute()
         known: dict[str, int | None] = {m.decode(): None for m in members}
         for raw in configs.values():
-            config = json.loads(raw)
-            for sub in config["sub_queues"]:
-                known["%s.%s" % (config["name"], sub["name"])] = sub["priority"]
+            known.update(sub_queues(json.loads(raw)))
         return known
 
     def resolve_queues(self, name: str) -> dict[str, int | None]:
@@ -464,7 +473,7 @@ class Store:
     def queue_stats(self, queues: dict[str, int | None]) -> list[QueueStats]:
         """Statistics of ``queues`` (name -> priority), read in one pipeline."""
         now = self._now()
-        today = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d")
+        today = time.strftime("%Y-%m-%d", time.gmtime(now))
 
         def fill(pipe: redis.client.Pipeline) -> None:
             for q in queues:
@@ -474,9 +483,7 @@ class Store:
                     keys.processed(q, today), keys.failed(q, today)], [keys.task_prefix(q)])
 
         stats = []
-        for (q, priority), reply in zip(queues.items(), self._pipeline(fill)):
-            if isinstance(reply, Exception):
-                raise reply
+        for (q, priority), reply in zip(queues.items(), self._replies(fill)):
             counts = [int(v) for v in reply[:12]]
             since = _int(reply[12])
             if since > 1e12:
@@ -507,11 +514,7 @@ class Store:
                 lists = [keys.pending(q), keys.held(q)]
                 self._evalsha(pipe, "move_pending", (lists if paused else lists[::-1]) + [keys.paused(q)], [flag])
 
-        replies = self._pipeline(fill)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return dict(zip(queues, map(int, replies)))
+        return dict(zip(queues, map(int, self._replies(fill))))
 
     # --- task administration -----------------------------------------------------------
 
@@ -610,10 +613,7 @@ class Store:
             self.redis.delete(keys.task_queue(task_id))
 
     def _script(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        reply = self._pipeline(lambda pipe: self._evalsha(pipe, name, keys_, args))[0]
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+        return self._replies(lambda pipe: self._evalsha(pipe, name, keys_, args))[0]
 
     # --- workers -----------------------------------------------------------------------
 
@@ -655,8 +655,8 @@ class Store:
             raise NotFound("queue config not found: %s" % name)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hdel(keys.CONFIGS, name)
-        for sub in config["sub_queues"]:
-            pipe.delete(keys.queue_config("%s.%s" % (name, sub["name"])))
+        for queue in sub_queues(config):
+            pipe.delete(keys.queue_config(queue))
         pipe.execute()
 
     # --- vaults ---------------------------------------------------------------------------
@@ -690,22 +690,17 @@ class Store:
     def get_vault(self, name: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """A vault's metadata and its entries by key (values still encrypted)."""
         fields = self.redis.hgetall(keys.vault(name))
-        meta = fields.pop(keys.VAULT_META.encode(), None)
-        if meta is None:
+        entries = _vault_entries(fields)
+        if entries is None:
             raise NotFound("vault not found: %s" % name)
-        prefix = len(keys.vault_entry_field(""))
-        entries = {k.decode()[prefix:]: json.loads(v) for k, v in sorted(fields.items())}
-        return json.loads(meta), entries
+        return json.loads(fields[keys.VAULT_META.encode()]), dict(sorted(entries.items()))
 
     def get_vaults(self, names: Sequence[str]) -> list[dict[str, dict[str, Any]] | None]:
         """The entries of several vaults in one pipeline, in order; None for a missing vault."""
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
             pipe.hgetall(keys.vault(name))
-        prefix = len(keys.vault_entry_field(""))
-        meta = keys.VAULT_META.encode()
-        return [{k.decode()[prefix:]: json.loads(v) for k, v in fields.items() if k != meta}
-                if meta in fields else None for fields in pipe.execute()]
+        return [_vault_entries(fields) for fields in pipe.execute()]
 
     def delete_vault(self, name: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

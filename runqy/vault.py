@@ -40,6 +40,11 @@ def check_entry_key(key: str) -> None:
         raise ValidationError("key: %s is reserved: it would override the worker process's own environment" % key)
 
 
+def _bound_to(vault: str, key: str) -> bytes:
+    """The associated data that ties a sealed value to its vault and key."""
+    return ("%s/%s" % (vault, key)).encode()
+
+
 def mask(value: str) -> str:
     """``sk****yz`` for longer values, ``****`` for 4 characters or fewer."""
     return "****" if len(value) <= 4 else value[:2] + "****" + value[-2:]
@@ -76,14 +81,14 @@ class Cipher:
 
     def encrypt(self, vault: str, key: str, value: str) -> str:
         nonce = os.urandom(_NONCE)
-        sealed = self.require().encrypt(nonce, value.encode(), ("%s/%s" % (vault, key)).encode())
+        sealed = self.require().encrypt(nonce, value.encode(), _bound_to(vault, key))
         return base64.b64encode(nonce + sealed).decode()
 
     def decrypt(self, vault: str, key: str, stored: str) -> str:
         aead = self.require()
         try:
             blob = base64.b64decode(stored)
-            return aead.decrypt(blob[:_NONCE], blob[_NONCE:], ("%s/%s" % (vault, key)).encode()).decode()
+            return aead.decrypt(blob[:_NONCE], blob[_NONCE:], _bound_to(vault, key)).decode()
         except (InvalidTag, binascii.Error, ValueError):
             raise Unavailable("cannot decrypt entry %s of vault %s: RUNQY_VAULT_MASTER_KEY is not the key "
                               "its values were written with" % (key, vault)) from None

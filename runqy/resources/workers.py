@@ -5,7 +5,7 @@ from typing import Any
 import falcon
 
 from runqy import defaults
-from runqy.config import Settings
+from runqy.config import Settings, sub_queues
 from runqy.errors import NotFound
 from runqy.resources import Resource, read_json
 from runqy.resources.vaults import deployment_secrets
@@ -22,22 +22,21 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     Every type is what the worker's Go decoder expects; priorities are >= 1 so
     that every sub-queue is polled.
     """
-    parent, _, sub = requested.partition(".")
-    subs = config["sub_queues"]
-    if sub:
-        subs = [s for s in subs if s["name"] == sub]
-        if not subs:
+    subs = sub_queues(config)
+    if "." in requested:
+        if requested not in subs:
             raise NotFound("queue not found: %s" % requested)
-    sub_queues = sorted(({"name": "%s.%s" % (parent, s["name"]), "priority": s["priority"]} for s in subs),
-                        key=lambda s: (-s["priority"], s["name"]))
+        subs = {requested: subs[requested]}
+    listed = [{"name": name, "priority": priority}
+              for name, priority in sorted(subs.items(), key=lambda item: (-item[1], item[0]))]
     deployment = {**_DEPLOYMENT_DEFAULTS, **config["deployment"]}
     deployment.pop("git_token", None)
     answer = {
         "redis": {"addr": settings.worker_redis_addr, "password": settings.redis_password,
                   "db": settings.redis_db, "use_tls": settings.redis_tls},
-        "queue": {"name": requested, "priority": subs[0]["priority"] if sub else config["priority"],
+        "queue": {"name": requested, "priority": listed[0]["priority"] if "." in requested else config["priority"],
                   "mode": config["mode"]},
-        "sub_queues": sub_queues,
+        "sub_queues": listed,
         "deployment": deployment,
         "vaults": vaults,
     }
