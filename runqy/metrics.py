@@ -1,7 +1,7 @@
 """Prometheus metrics: HTTP traffic measured per process, queue state read from Redis.
 
 HTTP counters and histograms are kept by each gunicorn worker; with several
-workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by config/gunicorn.conf.py) makes
+workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by runqy/gunicorn_conf.py) makes
 prometheus-client share them through files, and a scrape adds them up. Queue
 metrics are read at scrape time with the store's queue statistics (one
 pipeline for all queues), so every process reports the same numbers.

@@ -1,6 +1,6 @@
 """Start-up: check the settings and queue configs, then put the configs into Redis.
 
-Runs once in the gunicorn master (``config/gunicorn.conf.py``) before any
+Runs once in the gunicorn master (``runqy/gunicorn_conf.py``) before any
 worker process starts. A bad YAML file stops the start with a message naming
 the file, the queue and the field. When Redis is not up yet the server starts
 anyway (answering 503) and loads the configs as soon as Redis answers.

@@ -133,7 +133,7 @@ class Gunicorn:
         self.env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port),
                     "WEB_CONCURRENCY": str(workers)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "runqy.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:runqy.gunicorn_conf", "runqy.wsgi:app"],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(self._up, timeout=20, what="gunicorn on port %d" % self.port)
 

@@ -120,7 +120,7 @@ def run_gunicorn_expecting_exit(env: dict, timeout: float = 30) -> subprocess.Co
     """gunicorn that must refuse to start: its exit status and its output."""
     full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": "0", "WEB_CONCURRENCY": "1"}
     try:
-        return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "runqy.wsgi:app"],
+        return subprocess.run([sys.executable, "-m", "gunicorn", "-c", "python:runqy.gunicorn_conf", "runqy.wsgi:app"],
                               cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError("gunicorn did not exit: %s %s" % (exc.stdout, exc.stderr)) from None

@@ -2,7 +2,7 @@
 
 Not a test (pytest collects only ``test_*.py``). ``bin/bench`` runs it:
 
-    bin/bench                               # the settings of config/gunicorn.conf.py
+    bin/bench                               # the settings of runqy/gunicorn_conf.py
     bin/bench --workers 3 --threads 2       # WEB_CONCURRENCY / RUNQY_THREADS
     bin/bench --sweep 2x1,2x4,3x2           # several settings, one summary at the end
     bin/bench --gunicorn-args=--reuse-port  # more gunicorn options, for both servers
@@ -62,7 +62,7 @@ from runqy import config, keys, protobuf  # noqa: E402
 from runqy.store import Store  # noqa: E402
 
 API_KEY = "bench-admin-key"
-GUNICORN_CONF = "config/gunicorn.conf.py"
+GUNICORN_CONF = "python:runqy.gunicorn_conf"
 BATCH = 100
 MAX_GET_IDS = 10000
 GOALS = {"enqueue": 0.65, "get": 0.75, "batch": 0.5, "p99_ms": 20.0}
@@ -223,12 +223,12 @@ class ServerSettings:
         return env
 
     def resolved(self, base_env: dict[str, str]) -> dict[str, Any]:
-        """What config/gunicorn.conf.py makes of this environment."""
+        """What runqy/gunicorn_conf.py makes of this environment."""
         saved = dict(os.environ)
         os.environ.update(base_env)
         os.environ.update(self.env())
         try:
-            conf = runpy.run_path(str(ROOT / GUNICORN_CONF))
+            conf = runpy.run_path(str(ROOT / "runqy" / "gunicorn_conf.py"))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -244,7 +244,7 @@ class ServerSettings:
 
 
 class Gunicorn:
-    """``target`` served by gunicorn with config/gunicorn.conf.py, on a free loopback port."""
+    """``target`` served by gunicorn with runqy/gunicorn_conf.py, on a free loopback port."""
 
     def __init__(self, procs: Processes, target: str, env: dict[str, str], settings: ServerSettings):
         self.procs = procs
