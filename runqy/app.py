@@ -47,6 +47,8 @@ def _runqy_error(req: falcon.Request, resp: falcon.Response, ex: RunqyError, par
     _errors(resp, ex.status, ex.messages)
     if ex.status == 401:
         resp.set_header("WWW-Authenticate", "Bearer")
+    elif ex.status == 503:
+        resp.set_header("Retry-After", "1")
 
 
 def _redis_error(req: falcon.Request, resp: falcon.Response, ex: redis.exceptions.RedisError, params: dict) -> None:

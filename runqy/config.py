@@ -1,5 +1,7 @@
 """Settings from the environment, and queue configs from YAML files."""
 
+import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -49,11 +51,21 @@ class Settings:
             client_api_key=env.get("RUNQY_CLIENT_API_KEY", ""),
             redis_public_addr=env.get("RUNQY_REDIS_PUBLIC_ADDR", ""),
             config_dir=env.get("RUNQY_CONFIG_DIR", defaults.CONFIG_DIR),
-            max_body_size=_int(env, "RUNQY_MAX_BODY_SIZE", defaults.MAX_BODY_SIZE),
+            max_body_size=max_body_size(env),
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
             **redis,
         )
+
+
+def max_body_size(env: Mapping[str, str]) -> int:
+    """``RUNQY_MAX_BODY_SIZE``: larger request bodies get 413."""
+    return _int(env, "RUNQY_MAX_BODY_SIZE", defaults.MAX_BODY_SIZE)
+
+
+def body_timeout(env: Mapping[str, str]) -> int:
+    """``RUNQY_BODY_TIMEOUT``: seconds a request body may take to arrive once its headers have."""
+    return _int(env, "RUNQY_BODY_TIMEOUT", defaults.BODY_TIMEOUT)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -108,13 +120,15 @@ def whole(value: Any) -> Any:
     return int(value) if isinstance(value, float) else value
 
 
-def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+def normalize_queue(name: str, entry: Mapping[str, Any], source: str = "api") -> dict[str, Any]:
     """A validated queue entry with every default filled in (product spec §7).
 
     The result is what Redis stores and what the API answers; ``sub_queues``
-    always lists at least one entry, with short names.
+    always lists at least one entry, with short names. ``source`` says where the
+    config came from: ``yaml`` (the config directory, restored by the server when
+    Redis loses it) or ``api`` (POST /api/cli/configs, kept only by Redis).
     """
-    entry = {k: v for k, v in entry.items() if k != "name"}
+    entry = {k: v for k, v in entry.items() if k not in ("name", "source")}
     names = [sub["name"] for sub in entry.get("sub_queues", [])]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -139,6 +153,7 @@ def normalize_queue(name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         "pending_timeout": whole(entry.get("pending_timeout", defaults.PENDING_TIMEOUT)),
         "sub_queues": [{"name": s["name"], "priority": whole(s.get("priority", priority))} for s in subs],
         "deployment": deployment,
+        "source": source,
     }
 
 
@@ -171,7 +186,7 @@ def load_file(path: Path) -> dict[str, dict[str, Any]]:
     queues = {}
     for name, entry in document["queues"].items():
         try:
-            queues[name] = normalize_queue(name, entry)
+            queues[name] = normalize_queue(name, entry, source="yaml")
         except ConfigError as exc:
             raise ConfigError(*("%s: queue '%s': %s" % (path, name, m) for m in exc.messages)) from None
     return queues
@@ -202,6 +217,19 @@ def load_dir(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str
         queues.update(loaded)
         defined_in.update(dict.fromkeys(loaded, path.name))
     return queues, failures
+
+
+def digest(queues: Mapping[str, Any]) -> str:
+    """A short fingerprint of a set of normalised queue configs."""
+    return hashlib.sha1(json.dumps(queues, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_configs(directory: str | Path) -> dict[str, dict[str, Any]]:
+    """The queue configs of ``directory``; a ConfigError naming file, queue and field of every problem."""
+    queues, failures = load_dir(directory)
+    if failures:
+        raise ConfigError(*(m for messages in failures.values() for m in messages))
+    return queues
 
 
 def sub_queues(config: Mapping[str, Any]) -> dict[str, int]:

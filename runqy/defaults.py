@@ -6,6 +6,12 @@ PORT = 3000
 CONFIG_DIR = "config"
 #: Largest request body accepted; a batch of 1000 mid-sized payloads fits.
 MAX_BODY_SIZE = 10 * 1024 * 1024
+#: Seconds a request's headers may take to arrive (from the connection opening or the previous
+#: answer on it: gunicorn's keep-alive time), and then its body. A real client sends a 10 MiB
+#: body in well under a second on any network a task queue runs on; a client that trickles
+#: bytes is cut after at most HEADER_TIMEOUT + BODY_TIMEOUT.
+HEADER_TIMEOUT = 15
+BODY_TIMEOUT = 15
 #: Most jobs in one POST /queue/add-batch (one pipeline must stay short).
 MAX_BATCH_JOBS = 1000
 
@@ -42,6 +48,13 @@ REMEMBERED_TASKS = 100_000
 #: A worker whose last heartbeat is older than this is stale (its hash expires after 30 s).
 WORKER_STALE_AFTER = 30
 
-#: Redis client timeouts, in seconds: short, so a dead Redis gives a 503 quickly.
+#: Redis client timeouts, in seconds. A command that Redis (single-threaded, sub-millisecond
+#: per command) has not answered in a second will not be answered soon: a stopped or frozen
+#: Redis then costs a request at most REDIS_POOL_TIMEOUT + REDIS_SOCKET_TIMEOUT before its 503.
 REDIS_CONNECT_TIMEOUT = 1.0
-REDIS_SOCKET_TIMEOUT = 2.0
+REDIS_SOCKET_TIMEOUT = 1.0
+#: Connections one server process may hold; a request waits this long for a free one.
+REDIS_MAX_CONNECTIONS = 64
+REDIS_POOL_TIMEOUT = 1.0
+#: How often each server process checks that Redis still holds the YAML queue configs.
+CONFIG_CHECK_EVERY = 1.0

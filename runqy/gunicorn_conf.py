@@ -1,41 +1,87 @@
-"""gunicorn settings for runqy; every value can be overridden from the environment."""
+"""gunicorn settings for runqy: ``gunicorn -c python:runqy.gunicorn_conf runqy.wsgi:app``, which is
+what ``runqy serve`` runs. Every value can be overridden on gunicorn's command line.
+
+The serving model: one process per core, each a gevent worker (runqy/gunicorn_worker.py)
+that holds up to ``worker_connections`` connections as greenlets, so slow or idle clients
+cost memory, not the capacity to answer others, and bounds the time a request may take to
+arrive. gunicorn itself is the HTTP front: no proxy is needed in front of it (put one there
+for TLS).
+"""
 
 import glob
 import logging
 import multiprocessing
 import os
+import socket
+import sys
 import tempfile
+
+from runqy import defaults
 
 # Several worker processes share their HTTP metrics through files in this
 # directory; it must be set before prometheus-client is first imported.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="runqy-metrics-")
 
-bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", "3000"))
-# gthread workers keep client connections alive (runqy's variant answers gunicorn's own
-# request errors as JSON); processes scale across cores
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", str(defaults.PORT)))
 worker_class = "runqy.gunicorn_worker.JsonErrorWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
-# threads only hide Redis latency; more of them cost CPU without adding throughput
-threads = int(os.environ.get("RUNQY_THREADS", 2))
-# one listening socket per worker: the kernel spreads keep-alive connections over all of them
-reuse_port = True
-keepalive = 30
+# one process per core: a gevent worker keeps its core busy by itself
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+# connections each process holds at once (a greenlet and a few KiB each)
+worker_connections = int(os.environ.get("RUNQY_WORKER_CONNECTIONS", 1000))
+# the request line and headers must arrive within this time, which is also how long an idle
+# keep-alive connection stays open; the body then has RUNQY_BODY_TIMEOUT
+keepalive = defaults.HEADER_TIMEOUT
 timeout = 30
 graceful_timeout = 10
 # request lines and headers have limits of their own; bodies are limited by RUNQY_MAX_BODY_SIZE
 limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+# SO_REUSEPORT only when asked for: it lets another server start on a port this one holds and
+# take part of its connections
+reuse_port = _flag("RUNQY_REUSE_PORT")
+# gunicorn's control socket is one path per user: several servers on a host would share it
+control_socket_disable = True
 accesslog = os.environ.get("RUNQY_ACCESS_LOG") or None
 loglevel = os.environ.get("RUNQY_LOG_LEVEL", "info")
 
 
-def on_starting(server):
-    from runqy import server as runqy_server
+def _refuse_taken_ports(server) -> None:
+    """Stop at once, with a clear message, when another process listens on a bound port."""
+    if server.cfg.reuse_port or os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        return
+    for address in server.cfg.address:
+        if not isinstance(address, tuple):
+            continue  # a unix socket: gunicorn checks it
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                sys.exit("runqy: cannot listen on %s:%d: %s. Another server holds the port: stop it or "
+                         "set PORT (RUNQY_REUSE_PORT=true shares a port on purpose)"
+                         % (address[0], address[1], exc.strerror or exc))
 
+
+def on_starting(server):
+    from runqy import config
+    from runqy.errors import ConfigError
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    try:  # the workers load them too; checked here first, so that a bad file is reported once
+        config.load_configs(config.Settings.from_env().config_dir)
+    except ConfigError as exc:
+        sys.exit("runqy: cannot start:\n  " + "\n  ".join(exc.messages))
+    _refuse_taken_ports(server)
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.unlink(stale)
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
-    runqy_server.start()
 
 
 def child_exit(server, worker):

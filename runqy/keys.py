@@ -24,6 +24,8 @@ asynq:workers:<host>:<pid>             HASH    worker heartbeat (worker)
 asynq:workers:<host>:<pid>:logs        LIST    recent worker log lines, JSON (worker)
 asynq:cancel                           PUBSUB  ids of active tasks to cancel
 runqy:configs                          HASH    parent queue name -> queue config JSON
+runqy:configs:yaml                     STRING  digest of the YAML configs last written; its
+                                               absence means Redis lost them (see runqy.server)
 runqy:{Q}:config                       HASH    enqueue defaults of one sub-queue
 runqy:{Q}:held                         LIST    pending task ids held back while paused
 runqy:vaults                           SET     vault names
@@ -36,6 +38,7 @@ QUEUES = "asynq:queues"
 WORKERS = "asynq:workers"
 CANCEL_CHANNEL = "asynq:cancel"
 CONFIGS = "runqy:configs"
+CONFIGS_YAML = "runqy:configs:yaml"
 VAULTS = "runqy:vaults"
 VAULT_META = ":meta"
 

@@ -1,57 +1,76 @@
-"""Start-up: check the settings and queue configs, then put the configs into Redis.
+"""Keeping the YAML queue configs in Redis, whatever happens to Redis.
 
-Runs once in the gunicorn master (``runqy/gunicorn_conf.py``) before any
-worker process starts. A bad YAML file stops the start with a message naming
-the file, the queue and the field. When Redis is not up yet the server starts
-anyway (answering 503) and loads the configs as soon as Redis answers.
+Every server process loads the config directory when it starts (a bad file
+stops the start with the file, queue and field named) and then runs a
+:class:`ConfigKeeper`. Redis holds the configs and, beside them, the digest of
+the YAML set last written (``runqy:configs:yaml``):
+
+- at start-up the YAML configs are written when Redis holds another digest or
+  none, so a new deployment's files win, while a process that merely restarts
+  does not undo changes made since through the API;
+- afterwards the keeper checks every second that the digest is still there. A
+  Redis that restarted without persistence, was flushed or failed over to an
+  empty replica has lost it, and the keeper reads the directory again and puts
+  it back, as ``POST /api/cli/configs/reload`` would. Configs created through
+  the API cannot be restored: only Redis had them.
+
+Until then, a request for a queue that Redis no longer knows gets a retryable
+503 rather than a 404 (``Store.unknown_queue``).
 """
 
 import logging
-import sys
 import threading
 import time
+from typing import Any
 
 import redis
 
-from runqy import config
-from runqy.errors import ConfigError
-from runqy.store import Store, connect
+from runqy import config, defaults
+from runqy.store import Store
 
 logger = logging.getLogger(__name__)
 
-RETRY_EVERY = 2.0
 
+class ConfigKeeper:
+    """Writes the YAML queue configs into Redis at start-up and whenever Redis has lost them."""
 
-def load_configs(settings: config.Settings, store: Store) -> list[str]:
-    """Validate the YAML directory and upsert its queues into Redis; the loaded names."""
-    queues, failures = config.load_dir(settings.config_dir)
-    if failures:
-        raise ConfigError(*(m for messages in failures.values() for m in messages))
-    store.put_configs(queues)
-    return sorted(queues)
+    def __init__(self, store: Store, config_dir: str, queues: dict[str, dict[str, Any]]):
+        self._store = store
+        self._dir = config_dir
+        self._queues = queues
+        self._started = False  # the start-up write is done
+        self._thread: threading.Thread | None = None
 
+    def check(self) -> None:
+        """One check; raises RedisError when Redis does not answer."""
+        recorded = self._store.yaml_digest()
+        if recorded is None and self._started:
+            queues, failures = config.load_dir(self._dir)
+            for messages in failures.values():
+                logger.error("queue configs: %s", "; ".join(messages))
+            self._store.put_configs(queues, yaml_digest=config.digest(queues))
+            logger.warning("redis had lost the queue configs; restored %s from %s",
+                           ", ".join(sorted(queues)) or "(none)", self._dir)
+        elif not self._started and recorded != config.digest(self._queues):
+            self._store.put_configs(self._queues, yaml_digest=config.digest(self._queues))
+            logger.info("loaded queue configs from %s: %s", self._dir, ", ".join(sorted(self._queues)) or "(none)")
+        self._started = True
 
-def _load_when_redis_answers(settings: config.Settings, store: Store) -> None:
-    while True:
-        time.sleep(RETRY_EVERY)
+    def _run(self) -> None:
+        while True:
+            try:
+                self.check()
+            except redis.exceptions.RedisError as exc:
+                logger.debug("queue configs not checked: %s", exc)
+            except Exception:  # noqa: BLE001 - the keeper must outlive any one failure
+                logger.exception("queue configs not checked")
+            time.sleep(defaults.CONFIG_CHECK_EVERY)
+
+    def start(self) -> None:
+        """Check now, then every second in a daemon thread (a greenlet under gevent)."""
         try:
-            names = load_configs(settings, store)
-        except redis.exceptions.RedisError:
-            continue
-        logger.info("redis is up: loaded queue configs %s", ", ".join(names))
-        return
-
-
-def start(settings: config.Settings | None = None) -> None:
-    """Fail fast on bad settings or configs; otherwise load the configs (now or later)."""
-    try:
-        settings = settings or config.Settings.from_env()
-        store = Store(connect(settings))
-        names = load_configs(settings, store)
-    except ConfigError as exc:
-        sys.exit("runqy: cannot start:\n  " + "\n  ".join(exc.messages))
-    except redis.exceptions.RedisError as exc:
-        logger.warning("redis is not reachable (%s); answering 503 until it is", exc)
-        threading.Thread(target=_load_when_redis_answers, args=(settings, store), daemon=True).start()
-        return
-    logger.info("loaded queue configs from %s: %s", settings.config_dir, ", ".join(names) or "(none)")
+            self.check()
+        except redis.exceptions.RedisError as exc:
+            logger.warning("redis is not reachable (%s); answering 503 until it is", exc)
+        self._thread = threading.Thread(target=self._run, name="runqy-config-keeper", daemon=True)
+        self._thread.start()

@@ -21,26 +21,37 @@ from redis.retry import Retry
 
 from runqy import defaults, keys, protobuf
 from runqy.config import Settings, sub_queues
-from runqy.errors import Conflict, NotFound, ValidationError
+from runqy.errors import Conflict, NotFound, RunqyError, Unavailable, ValidationError
 
 logger = logging.getLogger(__name__)
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+CONFIGS_LOST = "redis has lost its data: the queue configs are being restored; retry in a second"
+MAYBE_WRITTEN = ("redis unavailable: %s; the task may have been written: retry with the same task_id "
+                 "to avoid a duplicate")
 _TASK_FIELDS = ("state", "msg", "result", "error_msg", "retried", "enqueued_at", "pending_since",
                 "completed_at", "last_failed_at", "active_timeout")
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A client with short timeouts that reconnects by itself after Redis comes back."""
-    return redis.Redis(
+    """A client that fails fast when Redis is gone or frozen, and reconnects by itself after.
+
+    The pool is bounded, so a frozen Redis cannot make one process open a connection per
+    waiting request. Only a connection error is retried (once, at once): it replaces a pooled
+    connection that died with a Redis restart. A timeout is not retried, since the command
+    may have run; there are no idle-connection health checks, which would cost a second wait
+    on a frozen Redis.
+    """
+    pool = redis.BlockingConnectionPool(
+        max_connections=defaults.REDIS_MAX_CONNECTIONS, timeout=defaults.REDIS_POOL_TIMEOUT,
+        connection_class=redis.SSLConnection if settings.redis_tls else redis.Connection,
         host=settings.redis_host, port=settings.redis_port, db=settings.redis_db,
-        password=settings.redis_password or None, ssl=settings.redis_tls,
+        password=settings.redis_password or None,
         socket_connect_timeout=defaults.REDIS_CONNECT_TIMEOUT,
         socket_timeout=defaults.REDIS_SOCKET_TIMEOUT,
-        # one immediate retry replaces a pooled connection that died with a Redis restart
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
+    return redis.Redis(connection_pool=pool)
 
 
 def rfc3339(seconds: Any) -> str | None:
@@ -264,20 +275,20 @@ class Store:
 
     # --- queue configs -------------------------------------------------------------
 
-    def put_configs(self, configs: dict[str, dict[str, Any]], replace: bool = True) -> list[str]:
+    def put_configs(self, configs: dict[str, dict[str, Any]], replace: bool = True, *,
+                    yaml_digest: str | None = None) -> list[str]:
         """Create or replace queue configs, with the enqueue defaults of each sub-queue; the new names.
 
         One optimistic transaction on ``runqy:configs``: a concurrent change makes it
         start over. Without ``replace`` an existing name is a Conflict and nothing is
         written. Sub-queues a config no longer lists lose their defaults (so enqueue
-        to them is refused); their tasks stay in Redis.
+        to them is refused); their tasks stay in Redis. ``yaml_digest`` is recorded
+        with the configs of the YAML directory (see :meth:`unknown_queue`).
         """
         names = list(configs)
-        if not names:
-            return []
 
         def write(pipe: redis.client.Pipeline) -> list[str]:
-            old = pipe.hmget(keys.CONFIGS, names)
+            old = pipe.hmget(keys.CONFIGS, names) if names else []
             existing = [name for name, previous in zip(names, old) if previous]
             if existing and not replace:
                 raise Conflict(*("queue config already exists: %s (use ?force=true to replace it)" % name
@@ -295,13 +306,39 @@ class Store:
                         "result_ttl": config["result_ttl"], "failed_ttl": config["failed_ttl"],
                         "pending_timeout": config["pending_timeout"]})
                     pipe.sadd(keys.QUEUES, queue)
+            if yaml_digest:
+                pipe.set(keys.CONFIGS_YAML, yaml_digest)
             return [name for name in names if name not in existing]
 
         return self.redis.transaction(write, keys.CONFIGS, value_from_callable=True)
 
+    def yaml_digest(self) -> str | None:
+        """The digest recorded with the YAML configs; None when Redis has lost them."""
+        raw = self.redis.get(keys.CONFIGS_YAML)
+        return raw.decode() if raw is not None else None
+
+    def unknown_queue(self, name: str) -> RunqyError:
+        """The error for a queue without a config: 404, unless Redis has lost its data.
+
+        A Redis that restarted empty, was flushed or failed over to an empty replica
+        has lost the digest key too; every server process puts the YAML configs back
+        within a second or two (runqy.server), so until then the answer is a
+        retryable 503, never a 404 for a queue that exists.
+        """
+        if self.redis.exists(keys.CONFIGS_YAML):
+            return NotFound("queue not found: %s" % name)
+        return Unavailable(CONFIGS_LOST)
+
     def get_config(self, name: str) -> dict[str, Any] | None:
         raw = self.redis.hget(keys.CONFIGS, name)
         return json.loads(raw) if raw else None
+
+    def config_of(self, queue: str) -> dict[str, Any]:
+        """The config of ``queue``'s parent; NotFound (or Unavailable, see unknown_queue) without one."""
+        config = self.get_config(queue.partition(".")[0])
+        if config is None:
+            raise self.unknown_queue(queue)
+        return config
 
     def list_configs(self) -> list[dict[str, Any]]:
         return [json.loads(v) for _, v in sorted(self.redis.hgetall(keys.CONFIGS).items())]
@@ -313,14 +350,15 @@ class Store:
 
         The reverse keys go first, so that a task is findable before a worker can
         see it; the script then writes every hash and pushes the ids, or nothing.
-        Client-chosen ids are claimed before, in every queue at once.
+        Client-chosen ids are claimed before, in every queue at once. When Redis
+        does not answer, the tasks may have been written: the error says to retry
+        with the same ``task_id``, which then finds or writes the same task.
         """
         ids = [t.task_id or self.new_id() for t in tasks]
         if len(set(ids)) != len(ids):
             raise Conflict("a task id repeats within one request")
         chosen = [task_id for task_id, task in zip(ids, tasks) if task.task_id]
-        if chosen:
-            self._claim_ids(queue, chosen)
+        fresh = self._claim_ids(queue, chosen) if chosen else []
         script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue)]
         script_keys += [keys.task(queue, task_id) for task_id in ids]
         args: list[Any] = [self._now(), "" if max_retry is None else max_retry]
@@ -339,20 +377,16 @@ class Store:
             self._evalsha(pipe, "enqueue", script_keys, args)
             pipe.sadd(keys.QUEUES, queue)
 
-        try:
-            replies = self._pipeline(fill)
-        except BaseException:
-            self._release_ids(ids)
-            raise
+        replies = self._maybe_written(self._pipeline, fill)
         reply, added = replies[-2:]
         code = -3 if isinstance(reply, Exception) else int(reply[0])
         if code < 0:
             # release only the reverse keys this call created
-            self._release_ids(chosen + [task_id for task_id, at in claimed_at.items() if replies[at] == 1])
+            self._release_ids(fresh + [task_id for task_id, at in claimed_at.items() if replies[at] == 1])
             if code == -1:
                 if added == 1:  # an unknown name must not stay listed as a queue
                     self.redis.srem(keys.QUEUES, queue)
-                raise NotFound("queue not found: %s" % queue)
+                raise self.unknown_queue(queue)
             if code == -2:
                 raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
             raise reply
@@ -362,17 +396,33 @@ class Store:
                          default_timeout if task.timeout is None else task.timeout, held)
                 for task_id, task in zip(ids, tasks)]
 
-    def _claim_ids(self, queue: str, ids: list[str]) -> None:
-        """Reserve client-chosen ids in every queue at once (HSETNX on the reverse key)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
-        taken = [task_id for task_id, fresh in zip(ids, pipe.execute()) if not fresh]
+    @staticmethod
+    def _maybe_written(write: Callable[..., Any], *args: Any) -> Any:
+        """``write(*args)``, a Redis that does not answer being a 503 that says what to do."""
+        try:
+            return write(*args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise Unavailable(MAYBE_WRITTEN % exc) from None
+
+    def _claim_ids(self, queue: str, ids: list[str]) -> list[str]:
+        """Reserve client-chosen ids in every queue at once; the ids this call reserved.
+
+        An id already reserved for this same queue passes: that is a retry of an
+        enqueue whose answer was lost, and the script then finds the task (409)
+        or writes it.
+        """
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for task_id in ids:
+                pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
+                pipe.hget(keys.task_queue(task_id), "queue")
+
+        replies = self._maybe_written(self._replies, fill)
+        fresh = [task_id for task_id, new in zip(ids, replies[::2]) if new]
+        taken = [task_id for task_id, owner in zip(ids, replies[1::2]) if owner != queue.encode()]
         if taken:
-            claimed = [task_id for task_id in ids if task_id not in taken]
-            if claimed:
-                self.redis.delete(*map(keys.task_queue, claimed))
+            self._release_ids(fresh)
             raise Conflict(*("task already exists: %s" % task_id for task_id in taken))
+        return fresh
 
     def _release_ids(self, ids: list[str]) -> None:
         """Undo the reverse keys of an enqueue that wrote no task (best effort)."""
@@ -467,7 +517,7 @@ class Store:
         else:
             found = {q: p for q, p in known.items() if q.partition(".")[0] == name}
         if not found:
-            raise NotFound("queue not found: %s" % name)
+            raise self.unknown_queue(name)
         return dict(sorted(found.items()))
 
     def queue_stats(self, queues: dict[str, int | None]) -> list[QueueStats]:

@@ -114,7 +114,7 @@ def queues() -> dict:
 @pytest.fixture
 def store(r, settings, queues) -> Store:
     store = Store(connect(settings))
-    store.put_configs(queues)
+    store.put_configs(queues, yaml_digest=runqy_config.digest(queues))
     return store
 
 

@@ -22,7 +22,8 @@ STORED = {"name": "vision", "priority": 5, "mode": "long_running", "max_retry": 
           "result_ttl": 3600, "failed_ttl": 7200, "pending_timeout": 0,
           "sub_queues": [{"name": "fast", "priority": 8}, {"name": "bulk", "priority": 5}],
           "deployment": {"git_url": "https://example.com/vision.git", "startup_cmd": "python serve.py",
-                         "mode": "long_running", "branch": "main", "redis_storage": True, "vaults": []}}
+                         "mode": "long_running", "branch": "main", "redis_storage": True, "vaults": []},
+          "source": "api"}
 
 
 @pytest.fixture
@@ -47,6 +48,7 @@ def test_config_list_answers_every_config_with_its_defaults_filled_in(admin, que
 
     assert result.status_code == 200, result.text
     assert result.json == {"configs": [queues["inference"], queues["simple"]], "count": 2}
+    assert {c["source"] for c in result.json["configs"]} == {"yaml"}
     simple = result.json["configs"][1]
     assert simple["sub_queues"] == [{"name": "default", "priority": 1}]
     assert (simple["mode"], simple["deployment"]["mode"], simple["deployment"]["branch"]) == (

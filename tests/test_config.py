@@ -143,6 +143,7 @@ def test_normalize_fills_every_default():
         "result_ttl": 86400, "failed_ttl": 259200, "pending_timeout": 0,
         "sub_queues": [{"name": "default", "priority": 1}],
         "deployment": {**DEPLOYMENT, "mode": "long_running", "branch": "main", "redis_storage": True, "vaults": []},
+        "source": "api",
     }
 
 

@@ -2,24 +2,30 @@
 settings, and body limits enforced on the wire (Content-Length and chunked).
 """
 
+import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import requests
 
-from runqy import config as runqy_config
 from runqy import keys
-from runqy.config import Settings
-from runqy.store import Store, connect
 from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, wait_for
 
 pytestmark = pytest.mark.e2e
 
 #: The bound within which a request must be answered while Redis is down.
 UNAVAILABLE_WITHIN = 3
+#: The YAML configs are back in Redis this long after Redis answers again without them.
+CONFIGS_BACK_WITHIN = 2.0
+#: While Redis is frozen, a request that needs it answers 503 within this time...
+FROZEN_503_WITHIN = 2.5
+#: ... and liveness, which does not need it, within this.
+LIVENESS_WITHIN = 0.1
 
 
 @pytest.fixture
@@ -30,14 +36,6 @@ def redis_restored(redis_server):
     finally:
         if redis_server.process is None:
             redis_server.start()
-
-
-def put_example_configs(redis_server) -> None:
-    """A restarted Redis is empty: put the example queue configs back."""
-    loaded, failures = runqy_config.load_dir(ROOT / "config")
-    assert not failures
-    settings = Settings(api_key=ADMIN_KEY, redis_host="127.0.0.1", redis_port=redis_server.port)
-    Store(connect(settings)).put_configs(loaded)
 
 
 def assert_unavailable(answer: requests.Response) -> None:
@@ -88,11 +86,14 @@ def test_redis_down_is_503_on_every_core_route_and_the_same_server_recovers(serv
         assert answers["healthz"].json() == {"status": "degraded", "redis": False}
     assert requests.get(server.url + "/health", timeout=UNAVAILABLE_WITHIN).json() == {"status": "ok"}
 
-    redis_restored.start()
-    put_example_configs(redis_restored)
+    redis_restored.start()  # empty: no persistence
     fresh = redis_restored.client()
+    # nobody puts the configs back: the server does, and until then a request gets 503, never 404
+    answer = wait_for(lambda: (lambda a: a if a.status_code != 503 else None)(enqueue(server.url)),
+                      timeout=CONFIGS_BACK_WITHIN, what="configs restored")
+    assert answer.status_code == 200, answer.text
     # the same process serves again: every route, several times over both workers' pools
-    for _ in range(6):
+    for _ in range(5):
         assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
         answer = enqueue(server.url, data={"after": "restart"})
         assert answer.status_code == 200, answer.text
@@ -111,6 +112,84 @@ def test_redis_down_is_503_on_every_core_route_and_the_same_server_recovers(serv
     # the task written before the restart is gone with the data; that is a 404, not an error
     assert requests.get(server.url + "/queue/" + task_id, headers=ADMIN, timeout=5).status_code == 404
     assert server.process.poll() is None and server.process.pid == pid
+
+
+def test_flushed_redis_gets_the_yaml_configs_back_by_itself_and_meanwhile_answers_503_not_404(server, r):
+    created = requests.post(server.url + "/api/cli/configs", headers=ADMIN, timeout=5, json={
+        "name": "byapi", "deployment": {"git_url": "https://example.com/a.git", "startup_cmd": "python a.py"}})
+    assert created.status_code == 201, created.text
+    sources = {c["name"]: c["source"] for c in
+               requests.get(server.url + "/api/cli/configs", headers=ADMIN, timeout=5).json()["configs"]}
+    assert sources == {"inference": "yaml", "simple": "yaml", "byapi": "api"}
+
+    r.flushall()
+    flushed = time.monotonic()
+    statuses = []
+    while True:
+        answer = enqueue(server.url)
+        statuses.append(answer.status_code)
+        if answer.status_code != 503:
+            break
+        assert "retry" in answer.json()["errors"][0] and answer.headers["Retry-After"] == "1", answer.text
+        assert time.monotonic() - flushed < CONFIGS_BACK_WITHIN + 1, statuses
+        time.sleep(0.02)
+    wait_for(lambda: r.hexists(keys.CONFIGS, "simple"), timeout=CONFIGS_BACK_WITHIN, what="configs back")
+    assert time.monotonic() - flushed <= CONFIGS_BACK_WITHIN + 0.5
+    assert answer.status_code == 200, (statuses, answer.text)
+    assert r.lrange(keys.pending("inference.high"), 0, -1) == [answer.json()["info"]["id"].encode()]
+    reg = requests.post(server.url + "/worker/register", json={"queue": "inference"}, headers=WORKER, timeout=5)
+    assert reg.status_code == 200, reg.text
+    # a config made through the API lived only in Redis: it is gone, and that is a 404 now
+    assert set(r.hkeys(keys.CONFIGS)) == {b"inference", b"simple"}
+    assert enqueue(server.url, queue="byapi").status_code == 404
+
+
+def test_a_yaml_config_deleted_through_the_api_stays_deleted_and_is_404(server, r):
+    deleted = requests.delete(server.url + "/api/cli/configs/simple", headers=ADMIN, timeout=5)
+    assert deleted.status_code == 200, deleted.text
+    time.sleep(CONFIGS_BACK_WITHIN + 0.5)  # a keeper's check or two
+    assert not r.hexists(keys.CONFIGS, "simple")
+    answer = enqueue(server.url, queue="simple")
+    assert answer.status_code == 404 and answer.json() == {"errors": ["queue not found: simple.default"]}
+
+
+def timed(call):
+    started = time.monotonic()
+    try:
+        answer = call()
+        return answer.status_code, answer.text, time.monotonic() - started
+    except requests.RequestException as exc:
+        return None, repr(exc), time.monotonic() - started
+
+
+def test_frozen_redis_makes_every_route_that_needs_it_503_in_time_while_liveness_stays_fast(server, r,
+                                                                                           redis_server):
+    task_id = enqueue(server.url).json()["info"]["id"]
+    calls = [
+        lambda: enqueue(server.url),
+        lambda: requests.get(server.url + "/queue/" + task_id, headers=ADMIN, timeout=10),
+        lambda: requests.post(server.url + "/worker/register", json={"queue": "inference"}, headers=WORKER,
+                              timeout=10),
+        lambda: requests.get(server.url + "/api/cli/queues", headers=ADMIN, timeout=10),
+        lambda: requests.get(server.url + "/healthz", timeout=10),
+    ]
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(64) as pool:
+            # 60 requests at once need Redis; liveness is asked all along
+            needing = [pool.submit(timed, calls[i % len(calls)]) for i in range(60)]
+            liveness = [timed(lambda: requests.get(server.url + "/health", timeout=5)) for _ in range(20)]
+            results = [f.result() for f in needing]
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    for status, text, took in results:
+        assert status == 503 and took <= FROZEN_503_WITHIN, (status, text, took)
+    assert any("may have been written: retry with the same task_id" in text for _, text, _ in results)
+    for status, text, took in liveness:
+        assert status == 200 and took <= LIVENESS_WITHIN, (status, text, took)
+    # thawed, the same server serves at once
+    assert enqueue(server.url).status_code == 200
+    assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
 
 
 # --- start-up -------------------------------------------------------------------------------------

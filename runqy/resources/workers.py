@@ -56,9 +56,7 @@ class Register(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "register")
         requested = body["queue"]
-        config = self._store.get_config(requested.partition(".")[0])
-        if config is None:
-            raise NotFound("queue not found: %s" % requested)
+        config = self._store.config_of(requested)
         vaults, git_token = deployment_secrets(self._store, self._cipher, requested, config["deployment"])
         resp.media = registration(self._settings, config, requested, vaults, git_token)
 
