@@ -248,6 +248,16 @@ def test_client_id_taken_in_the_same_queue_is_a_conflict_and_keeps_the_hash(pinn
     assert all_keys(r) == before
 
 
+def test_retry_of_an_enqueue_whose_answer_was_lost_after_the_claim_writes_the_task(pinned, r):
+    r.hset(keys.task_queue("job-2"), "queue", "simple.default")  # claimed, then Redis stopped answering
+
+    (task,) = pinned.enqueue("simple.default", [NewTask(b'{"n":2}', task_id="job-2")])
+
+    assert task.id == "job-2"
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [b"job-2"]
+    assert r.hget(keys.task("simple.default", "job-2"), "state") == b"pending"
+
+
 def test_client_id_whose_reverse_key_expired_but_hash_remains_is_a_conflict(pinned, r):
     seed_task(r, "simple.default", "old", state="completed")
     r.delete(keys.task_queue("old"))
