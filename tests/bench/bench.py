@@ -3,8 +3,8 @@
 Not a test (pytest collects only ``test_*.py``). ``bin/bench`` runs it:
 
     bin/bench                               # the settings of runqy/gunicorn_conf.py
-    bin/bench --workers 3 --threads 2       # WEB_CONCURRENCY / RUNQY_THREADS
-    bin/bench --sweep 2x1,2x4,3x2           # several settings, one summary at the end
+    bin/bench --workers 3                   # WEB_CONCURRENCY
+    bin/bench --sweep 1,2,4                 # several worker counts, one summary at the end
     bin/bench --gunicorn-args=--reuse-port  # more gunicorn options, for both servers
     bin/bench --profile                     # the falcon apps in-process, step by step and under cProfile
 
@@ -17,9 +17,8 @@ One run starts a private redis-server (never 6379) and measures, with ``wrk``
 3. ``GET /queue/{id}``        requests/s, p50/p99    ceiling: a bare falcon GET route
 
 The bare routes (``tests/bench/bare_app.py``) are served by gunicorn with the
-same config file and settings as runqy; its start-up hook loads the example
-queue configs into the bench's Redis for both servers, which the bare app
-ignores. Both servers run at once and the phases alternate for ``--rounds``
+same settings module and worker class as runqy (the bench puts the example
+queue configs into its Redis; the bare app ignores them). Both servers run at once and the phases alternate for ``--rounds``
 rounds, so that a ratio compares numbers taken seconds apart; values are the
 medians of the rounds. The CPU each phase used (server, Redis, load generator,
 and everything else on the machine) is reported too: CPU per request hardly
@@ -211,15 +210,12 @@ class RedisServer:
 @dataclass
 class ServerSettings:
     workers: int | None
-    threads: int | None
     extra: tuple[str, ...] = ()  # more gunicorn options, for both servers
 
     def env(self) -> dict[str, str]:
         env = {}
         if self.workers:
             env["WEB_CONCURRENCY"] = str(self.workers)
-        if self.threads:
-            env["RUNQY_THREADS"] = str(self.threads)
         return env
 
     def resolved(self, base_env: dict[str, str]) -> dict[str, Any]:
@@ -232,7 +228,7 @@ class ServerSettings:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        names = ("bind", "worker_class", "workers", "threads", "keepalive", "timeout", "accesslog", "loglevel")
+        names = ("bind", "worker_class", "workers", "worker_connections", "keepalive", "timeout", "accesslog", "loglevel")
         resolved = {name: conf.get(name) for name in names}
         if self.extra:
             resolved["command line"] = " ".join(self.extra)
@@ -240,7 +236,7 @@ class ServerSettings:
 
     def label(self, base_env: dict[str, str]) -> str:
         conf = self.resolved(base_env)
-        return "%dx%d" % (conf["workers"], conf["threads"])
+        return "%d workers" % conf["workers"]
 
 
 class Gunicorn:
@@ -721,7 +717,7 @@ def sweep_summary(runs: list[Run]) -> None:
     rows = []
     for run in runs:
         direct = run.rate(run.best_direct())
-        rows.append(["%sx%s" % (run.settings["workers"], run.settings["threads"]),
+        rows.append([str(run.settings["workers"]),
                      "%.0f" % run.rate("enqueue"), "%.0f" % run.rate("bare_post"),
                      "%.2f" % (run.rate("enqueue") / run.rate("bare_post")),
                      "%.1f" % run.median("enqueue", lambda r: r.p99_ms),
@@ -734,7 +730,7 @@ def sweep_summary(runs: list[Run]) -> None:
                      "%.0f/%.0f" % (run.cpu_us("get"), run.cpu_us("bare_get")),
                      "%.2f" % statistics.mean(run.median(p, lambda r: r.cpu["other"]) for p in run.rounds)])
     print("\nsweep summary (medians over rounds; cpu us/req: runqy/bare; 'other': cores other programs took)\n")
-    print(table(rows, ["WxT", "add/s", "bare/s", "ratio", "add p99", "batch tasks/s", "direct", "ratio",
+    print(table(rows, ["workers", "add/s", "bare/s", "ratio", "add p99", "batch tasks/s", "direct", "ratio",
                        "get/s", "bare/s", "ratio", "get p99", "add cpu us", "get cpu us", "other"]))
 
 
@@ -844,8 +840,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured load before each phase")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY (default: the config file's)")
-    parser.add_argument("--threads", type=int, help="RUNQY_THREADS (default: the config file's)")
-    parser.add_argument("--sweep", help="several WORKERSxTHREADS settings, e.g. 2x4,3x2,4x1")
+    parser.add_argument("--sweep", help="several worker counts, e.g. 1,2,4")
     parser.add_argument("--gunicorn-args", default="", help="more gunicorn options for both servers, e.g. "
                         "--gunicorn-args=--reuse-port (a socket per worker: the kernel spreads the connections)")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (the load takes CPU too)")
@@ -899,13 +894,13 @@ def main(argv: list[str]) -> int:
         loader = Loader(args, workdir, redis_server)
         extra = tuple(shlex.split(args.gunicorn_args))
         if args.sweep:
-            settings = [ServerSettings(*map(int, s.split("x")), extra) for s in args.sweep.split(",")]
+            settings = [ServerSettings(int(count), extra) for count in args.sweep.split(",")]
         else:
-            settings = [ServerSettings(args.workers, args.threads, extra)]
+            settings = [ServerSettings(args.workers, extra)]
 
         runs = []
         for setting in settings:
-            print("bench: %s workers x threads ..." % setting.label(env), file=sys.stderr)
+            print("bench: %s ..." % setting.label(env), file=sys.stderr)
             runs.append(measure(procs, redis_server, loader, setting, env))
         passed = [report(run, loader) for run in runs]
         if len(runs) > 1:
