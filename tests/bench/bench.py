@@ -18,13 +18,13 @@ One run starts a private redis-server (never 6379) and measures, with ``wrk``
 
 The bare routes (``tests/bench/bare_app.py``) are served by gunicorn with the
 same settings module and worker class as runqy (the bench puts the example
-queue configs into its Redis; the bare app ignores them). Both servers run at once and the phases alternate for ``--rounds``
-rounds, so that a ratio compares numbers taken seconds apart; values are the
-medians of the rounds. The CPU each phase used (server, Redis, load generator,
-and everything else on the machine) is reported too: CPU per request hardly
-moves when other programs share the cores, rates do. Every process the script
-starts is stopped when it ends, on errors and on Ctrl-C too.
-"""
+queue configs into its Redis; the bare app ignores them). Both servers run at
+once and the phases alternate for ``--rounds`` rounds, so that a ratio compares
+numbers taken seconds apart; values are the medians of the rounds. The CPU each
+phase used (server, Redis, load generator, and everything else on the machine)
+is reported too: CPU per request hardly moves when other programs share the
+cores, rates do. Every process the script starts is stopped when it ends, on
+errors and on Ctrl-C too."""
 
 import argparse
 import asyncio
@@ -228,7 +228,8 @@ class ServerSettings:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        names = ("bind", "worker_class", "workers", "worker_connections", "keepalive", "timeout", "accesslog", "loglevel")
+        names = ("bind", "worker_class", "workers", "worker_connections", "keepalive", "timeout", "accesslog",
+                 "loglevel")
         resolved = {name: conf.get(name) for name in names}
         if self.extra:
             resolved["command line"] = " ".join(self.extra)
