@@ -1,5 +1,6 @@
 """Settings from the environment, and queue configs from YAML files."""
 
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ import yaml
 
 from runqy import defaults, validation
 from runqy.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,23 @@ class Settings:
             worker_api_key=env.get("RUNQY_WORKER_API_KEY", ""),
             client_api_key=env.get("RUNQY_CLIENT_API_KEY", ""),
             redis_public_addr=env.get("RUNQY_REDIS_PUBLIC_ADDR", ""),
-            config_dir=env.get("RUNQY_CONFIG_DIR", defaults.CONFIG_DIR),
+            config_dir=_config_dir(env),
             max_body_size=_int(env, "RUNQY_MAX_BODY_SIZE", defaults.MAX_BODY_SIZE),
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
             **redis,
         )
+
+
+def _config_dir(env: Mapping[str, str]) -> str:
+    """RUNQY_CONFIG_DIR, else ./config when there is one, else the example configs of the package."""
+    if env.get("RUNQY_CONFIG_DIR"):
+        return env["RUNQY_CONFIG_DIR"]
+    if Path(defaults.CONFIG_DIR).is_dir():
+        return defaults.CONFIG_DIR
+    logger.warning("RUNQY_CONFIG_DIR is unset and there is no ./%s: serving the example queue configs of %s",
+                   defaults.CONFIG_DIR, defaults.EXAMPLE_CONFIG_DIR)
+    return str(defaults.EXAMPLE_CONFIG_DIR)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
