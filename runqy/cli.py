@@ -37,7 +37,6 @@ EXIT_CODES = """exit codes:
   2  usage error: bad flags, bad JSON payload, unreadable file
   3  the server cannot be reached or did not answer in time"""
 
-ROOT = Path(__file__).resolve().parent.parent
 CREDENTIALS_FILE = "credentials.json"
 #: Default page of ``task list`` (the original CLI's).
 TASK_LIST_LIMIT = 10
@@ -781,15 +780,15 @@ def auth_switch(args: argparse.Namespace) -> int:
 # --- serve ---------------------------------------------------------------------------------
 
 
+#: The server: gunicorn with runqy's settings module, run by the Python that runs this CLI.
+GUNICORN = ("-m", "gunicorn", "-c", "python:runqy.gunicorn_conf", "runqy.wsgi:app")
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Replace this process with ``bin/runqy-server`` (gunicorn), run with this Python."""
-    script = ROOT / "bin" / "runqy-server"
-    if not script.is_file():
-        raise UsageError("serve needs a runqy checkout: %s is missing" % script)
-    os.environ.setdefault("PYTHON", sys.executable)
+    """Replace this process with gunicorn serving runqy; ``args.gunicorn_args`` go after its own."""
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(str(script), [str(script), *args.gunicorn_args])
+    os.execv(sys.executable, [sys.executable, *GUNICORN, *args.gunicorn_args])
     return OK  # not reached
 
 
@@ -941,7 +940,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(verbs, "switch", auth_switch, "make another saved profile current", remote=False, json_out=False)
     p.add_argument("profile", metavar="NAME")
 
-    p = command(nouns, "serve", serve, "start the server with gunicorn (as bin/runqy-server does)",
+    p = command(nouns, "serve", serve, "start the server with gunicorn (settings: runqy/gunicorn_conf.py)",
                 remote=False, json_out=False)
     p.add_argument("gunicorn_args", nargs="*", metavar="-- GUNICORN_ARGS", help="passed on to gunicorn after --")
     return root

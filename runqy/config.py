@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import yaml
 
 from runqy import defaults, validation
 from runqy.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Settings:
             worker_api_key=env.get("RUNQY_WORKER_API_KEY", ""),
             client_api_key=env.get("RUNQY_CLIENT_API_KEY", ""),
             redis_public_addr=env.get("RUNQY_REDIS_PUBLIC_ADDR", ""),
-            config_dir=env.get("RUNQY_CONFIG_DIR", defaults.CONFIG_DIR),
+            config_dir=_config_dir(env),
             max_body_size=max_body_size(env),
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
@@ -66,6 +69,17 @@ def max_body_size(env: Mapping[str, str]) -> int:
 def body_timeout(env: Mapping[str, str]) -> int:
     """``RUNQY_BODY_TIMEOUT``: seconds a request body may take to arrive once its headers have."""
     return _int(env, "RUNQY_BODY_TIMEOUT", defaults.BODY_TIMEOUT)
+
+
+def _config_dir(env: Mapping[str, str]) -> str:
+    """RUNQY_CONFIG_DIR, else ./config when there is one, else the example configs of the package."""
+    if env.get("RUNQY_CONFIG_DIR"):
+        return env["RUNQY_CONFIG_DIR"]
+    if Path(defaults.CONFIG_DIR).is_dir():
+        return defaults.CONFIG_DIR
+    logger.warning("RUNQY_CONFIG_DIR is unset and there is no ./%s: serving the example queue configs of %s",
+                   defaults.CONFIG_DIR, defaults.EXAMPLE_CONFIG_DIR)
+    return str(defaults.EXAMPLE_CONFIG_DIR)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

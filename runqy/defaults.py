@@ -1,9 +1,14 @@
 """Every default runqy uses, each in one place with the reason for its value."""
 
+from pathlib import Path
+
 #: Port of the HTTP server (the Go server's default).
 PORT = 3000
-#: Directory of YAML queue configs loaded at start-up and on reload.
+#: Directory of YAML queue configs loaded at start-up and on reload when RUNQY_CONFIG_DIR is unset:
+#: ./config when it exists (a checkout), else EXAMPLE_CONFIG_DIR.
 CONFIG_DIR = "config"
+#: The example queue configs installed with the package: the checkout's config/ (setup.cfg says how).
+EXAMPLE_CONFIG_DIR = Path(__file__).parent / "example_config"
 #: Largest request body accepted; a batch of 1000 mid-sized payloads fits.
 MAX_BODY_SIZE = 10 * 1024 * 1024
 #: Seconds a request's headers may take to arrive (from the connection opening or the previous

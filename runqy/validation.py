@@ -16,7 +16,8 @@ from referencing import Registry, Resource
 
 from runqy.errors import ValidationError
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+#: The checkout's schemas/, inside the package (setup.cfg says how).
+SCHEMA_DIR = Path(__file__).parent / "schemas"
 _MAX_SHOWN = 80
 
 

@@ -633,6 +633,24 @@ def test_bin_runqy_runs_a_real_command_from_any_directory(url, r, tmp_path):
     assert json.loads(msg.payload) == {"via": "bin/runqy"}
 
 
+def test_bin_runqy_runs_in_the_project_venv_from_a_clean_shell(url, tmp_path):
+    """As the README runs it right after bin/dev-server: no venv on PATH, PYTHON unset, and here
+    a python3 first on PATH that is not the project's environment."""
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "python3").write_text("#!/bin/sh\necho 'not the project environment' >&2\nexit 97\n")
+    (decoy / "python3").chmod(0o755)
+    env = {"PATH": "%s:/usr/bin:/bin" % decoy, "HOME": str(tmp_path), "RUNQY_CONFIG_HOME": str(tmp_path)}
+    if os.environ.get("RUNQY_VENV"):  # bin/test was told to use another environment than .venv
+        env["RUNQY_VENV"] = os.environ["RUNQY_VENV"]
+
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "-s", url, "-k", ADMIN_KEY, "queue", "list"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert "inference.high" in done.stdout
+
+
 def test_watch_stops_on_ctrl_c_with_exit_0(url, tmp_path):
     process = subprocess.Popen([str(ROOT / "bin" / "runqy"), "-s", url, "-k", ADMIN_KEY, "queue", "list", "--watch",
                                 "--interval", "0.2"], env=_bin_env(RUNQY_CONFIG_HOME=str(tmp_path)),
@@ -651,13 +669,13 @@ def test_watch_stops_on_ctrl_c_with_exit_0(url, tmp_path):
             process.wait()
 
 
-def test_serve_starts_gunicorn_as_bin_runqy_server_does(redis_server, r, tmp_path):
+def test_bin_runqy_server_is_runqy_serve_with_its_arguments_for_gunicorn(redis_server, r, tmp_path):
     port = free_port()
     env = _bin_env(RUNQY_API_KEY=ADMIN_KEY, REDIS_URL="redis://127.0.0.1:%d/0" % redis_server.port,
-                   RUNQY_CONFIG_DIR=str(ROOT / "config"), HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="1")
+                   RUNQY_CONFIG_DIR=str(ROOT / "config"), WEB_CONCURRENCY="1")
     log = open(tmp_path / "serve.log", "w")
-    process = subprocess.Popen([str(ROOT / "bin" / "runqy"), "serve"], cwd=tmp_path, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen([str(ROOT / "bin" / "runqy-server"), "--bind", "127.0.0.1:%d" % port], cwd=tmp_path,
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: requests.get("http://127.0.0.1:%d/health" % port, timeout=1).ok, timeout=20,
                  what="runqy serve on port %d" % port)

@@ -329,6 +329,15 @@ def test_bin_runqy_prints_the_version(tmp_path):
     assert (done.returncode, done.stdout) == (0, "runqy %s\n" % __version__)
 
 
+def test_bin_runqy_without_the_project_venv_says_so_and_runs_python(tmp_path):
+    env = {**os.environ, "RUNQY_VENV": str(tmp_path / "no-venv"), "PYTHON": sys.executable}
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "--version"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=30)
+
+    assert (done.returncode, done.stdout) == (0, "runqy %s\n" % __version__)
+    assert "no-venv does not exist (bin/dev-server or bin/test creates it)" in done.stderr
+
+
 def test_bin_runqy_passes_the_exit_code_through(tmp_path):
     done = subprocess.run([str(ROOT / "bin" / "runqy"), "-s", nowhere(), "queue", "list"], cwd=tmp_path,
                           env={**os.environ, "PYTHON": sys.executable, "RUNQY_CONFIG_HOME": str(tmp_path)},

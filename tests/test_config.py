@@ -1,5 +1,6 @@
 """Settings from the environment and queue configs from YAML (product spec §2 and §7)."""
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def config_errors(path: Path) -> list[str]:
 # --- Settings.from_env --------------------------------------------------------------------------
 
 
-def test_defaults_with_only_the_api_key():
+def test_defaults_with_only_the_api_key(monkeypatch):
+    monkeypatch.chdir(ROOT)
     settings = Settings.from_env(KEY)
     assert (settings.api_key, settings.worker_api_key, settings.client_api_key) == ("k", "", "")
     assert (settings.redis_host, settings.redis_port, settings.redis_db, settings.redis_password,
@@ -128,6 +130,21 @@ def test_other_variables_are_read():
     assert (settings.worker_api_key, settings.client_api_key, settings.port, settings.config_dir,
             settings.max_body_size) == ("w", "c", 8080, "/etc/runqy", 1024)
     assert settings.worker_redis_addr == "redis.public:6379"
+
+
+def test_config_dir_is_the_example_config_of_the_package_where_there_is_no_config_dir(monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="runqy.config"):
+        settings = Settings.from_env(KEY)
+
+    assert settings.config_dir == str(defaults.EXAMPLE_CONFIG_DIR)
+    assert load_dir(settings.config_dir) == load_dir(ROOT / "config")
+    assert "serving the example queue configs of %s" % defaults.EXAMPLE_CONFIG_DIR in caplog.text
+
+
+def test_an_empty_runqy_config_dir_counts_as_unset(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert Settings.from_env({**KEY, "RUNQY_CONFIG_DIR": ""}).config_dir == "config"
 
 
 def test_worker_redis_addr_defaults_to_the_servers_own():

@@ -26,6 +26,8 @@ from tests.conftest import ROOT
 DOCUMENT_PATH = ROOT / "openapi.yaml"
 DOCUMENT_URI = DOCUMENT_PATH.as_uri()
 SCHEMA_DIR_URI = urljoin(DOCUMENT_URI, "schemas/")
+#: The schema files the server validates with, where the checkout keeps them (runqy/schemas links there).
+SCHEMA_DIR = validation.SCHEMA_DIR.resolve()
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
@@ -39,7 +41,7 @@ def document() -> dict:
 def registry(document) -> Registry:
     """The document and every schema file, each under its own file URI."""
     resources = [(DOCUMENT_URI, Resource.from_contents(document, default_specification=DRAFT202012))]
-    for path in sorted(validation.SCHEMA_DIR.glob("*.json")):
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
         resources.append((path.as_uri(), Resource.from_contents(yaml.safe_load(path.read_text()))))
     return Registry().with_resources(resources)
 
@@ -118,14 +120,14 @@ def test_every_ref_of_the_document_and_of_the_schema_files_resolves(document, re
             resolver.lookup(ref)
         except Exception as exc:  # noqa: BLE001 - report which reference is broken
             pytest.fail("%s: $ref %r does not resolve: %s" % (where, ref, exc))
-    for path in sorted(validation.SCHEMA_DIR.glob("*.json")):
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
         file_resolver = registry.resolver(path.as_uri())
         for where, ref in all_refs(yaml.safe_load(path.read_text())):
             file_resolver.lookup(ref)
 
 
 def test_request_bodies_are_the_schema_files_the_server_validates_with(document):
-    assert Path(validation.SCHEMA_DIR) == ROOT / "schemas"
+    assert SCHEMA_DIR == ROOT / "schemas"
     bodies = {}
     for path, method, operation in operations(document):
         if "requestBody" in operation:
@@ -244,5 +246,5 @@ def test_openapi_yaml_is_served_byte_for_byte_as_yaml(client):
     assert res.status_code == 200
     assert res.headers["Content-Type"].split(";")[0].strip() in YAML_TYPES
     assert res.content == DOCUMENT_PATH.read_bytes()
-    assert docs.OPENAPI_PATH == DOCUMENT_PATH
+    assert docs.OPENAPI_PATH.resolve() == DOCUMENT_PATH
     assert yaml.safe_load(res.content)["openapi"] == "3.1.0"

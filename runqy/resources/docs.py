@@ -9,7 +9,8 @@ from pathlib import Path
 import falcon
 import swagger_ui_bundle
 
-OPENAPI_PATH = Path(__file__).resolve().parent.parent.parent / "openapi.yaml"
+#: The checkout's openapi.yaml, inside the package (setup.cfg says how).
+OPENAPI_PATH = Path(__file__).parent.parent / "openapi.yaml"
 SWAGGER_ASSETS = Path(str(swagger_ui_bundle.swagger_ui_path))
 
 _INDEX = b"""<!DOCTYPE html>
