@@ -6,7 +6,7 @@ from typing import Any
 import falcon
 import redis
 
-from runqy import validation
+from runqy import jsontext, validation
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import NotFound, RunqyError
@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
     metrics = Metrics(store)
     app = falcon.App(middleware=[metrics, RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=jsontext.dumps)
 
     for path, resource in (
         ("/health", health.Health()),

@@ -5,6 +5,14 @@ workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by runqy/gunicorn_conf.py) makes
 prometheus-client share them through files, and a scrape adds them up. Queue
 metrics are read at scrape time with the store's queue statistics (one
 pipeline for all queues), so every process reports the same numbers.
+
+Every HTTP label value comes from a small fixed set, whatever clients send: a
+label set is a series kept for the life of the process (and a record in its
+multiprocess file), so a label taken from the request (a path, or a method
+gunicorn accepts as any upper-case token) would let anyone grow memory, disk
+and scrape time without bound. Routes are route templates (``unmatched`` for no
+route), methods outside ``_METHODS`` are ``other``, statuses are the ones the app
+answers with.
 """
 
 import logging
@@ -26,6 +34,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
 #: route labels of the static files, which have no route template
 _STATIC = (("/swagger/", "/swagger/{file}"), ("/schemas/", "/schemas/{file}"))
+#: the methods with a label of their own; any other is counted as ``other``
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -94,8 +104,9 @@ class Metrics:
                          req_succeeded: bool) -> None:
         route = req.uri_template or next((label for prefix, label in _STATIC
                                           if req.path.startswith(prefix) and resp.status_code < 400), "unmatched")
-        self._requests.labels(route, req.method, resp.status_code).inc()
-        self._latency.labels(route, req.method, resp.status_code).observe(time.perf_counter() - req.context.started)
+        method = req.method if req.method in _METHODS else "other"
+        self._requests.labels(route, method, resp.status_code).inc()
+        self._latency.labels(route, method, resp.status_code).observe(time.perf_counter() - req.context.started)
 
     # resource ----------------------------------------------------------------------------
 

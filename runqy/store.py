@@ -19,7 +19,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from runqy import defaults, keys, protobuf
+from runqy import defaults, jsontext, keys, protobuf
 from runqy.config import Settings, sub_queues
 from runqy.errors import Conflict, NotFound, RunqyError, Unavailable, ValidationError
 
@@ -68,11 +68,11 @@ def rfc3339(seconds: Any) -> str | None:
 
 
 def _json_value(raw: bytes | None) -> Any:
-    """Stored JSON text as a value; text that is not JSON comes back as a string."""
+    """Stored JSON text as a value (NaN and Infinity as None); text that is not JSON comes back as a string."""
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return jsontext.loads_stored(raw)
     except (ValueError, RecursionError):
         return raw.decode("utf-8", "replace")
 

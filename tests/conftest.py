@@ -5,6 +5,8 @@ empty database of the session's private server, with the example queue configs
 loaded, and gets a falcon TestClient; end-to-end tests get a real gunicorn.
 """
 
+import http.client
+import json
 import os
 import shutil
 import socket
@@ -49,6 +51,19 @@ def wait_for(check, timeout: float = 10.0, what: str = "condition"):
         if time.monotonic() > deadline:
             raise TimeoutError("timed out waiting for " + what)
         time.sleep(0.05)
+
+
+def snapshot(r: redis.Redis) -> dict:
+    """Every key with its serialized value: equal snapshots mean nothing was written."""
+    return {key: r.dump(key) for key in sorted(r.keys("*"))}
+
+
+def strict_json(text: str):
+    """``text`` parsed the way strict clients (JSON.parse, Go) parse it: NaN and Infinity are errors."""
+    def refuse(word: str):
+        raise ValueError("not JSON: %s" % word)
+
+    return json.loads(text, parse_constant=refuse)
 
 
 class RedisServer:
@@ -149,6 +164,19 @@ class Gunicorn:
         self.process.terminate()
         self.process.wait(15)
         os.unlink(self.log.name)
+
+
+def raw_post(port: int, path: str, head: str, body: bytes) -> tuple[int, str, bytes]:
+    """POST ``body`` with the admin key and the ``head`` lines exactly as given, then send no more;
+    the status, content type and body answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        request = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nConnection: close\r\n%s\r\n" % (path, ADMIN_KEY, head))
+        sock.sendall(request.encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        return answer.status, answer.getheader("Content-Type") or "", answer.read()
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ values), authenticated with the admin key. Each answer must not be a 5xx and
 must have a status code, a content type and a body that the document lists for
 that operation. The generator never puts an encoded '/' or an over-long value
 into a path segment, nor the literal words of neighbouring routes, so a table
-of such segments is sent to every operation with path parameters as well.
+of such segments is sent to every operation with path parameters as well. Nor
+does it write bodies that are not strict JSON (NaN, Infinity, numbers beyond a
+double or beyond Python's digit limit) or a broken chunked coding: those are
+sent to every operation with a body, and must get a 400 that writes nothing.
 
 With ``-s`` the number of requests sent is printed at the end.
 """
@@ -29,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from runqy import keys
-from tests.conftest import ADMIN, ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn
+from tests.conftest import ADMIN, ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn, raw_post, snapshot, strict_json
 
 pytestmark = pytest.mark.e2e
 
@@ -293,3 +296,76 @@ def test_integers_sent_as_whole_floats_are_answered_as_integers(live, counter, f
               for where, value in _numbers(answer) if isinstance(value, float)]
     if floats:
         pytest.fail("whole floats in answers:\n" + "\n".join(floats), pytrace=False)
+
+
+# --- bodies the generator does not write --------------------------------------------------------
+
+BODY_OPERATIONS = [path for path, item in DOCUMENT["paths"].items() if "requestBody" in item.get("post", {})]
+#: Numbers strict JSON parsers refuse (or Python will not convert), sent inside each operation's example body.
+HOSTILE_NUMBERS = {"4301 digits": "1" * 4301, "NaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity",
+                   "1e400": "1e400"}
+
+
+@pytest.fixture
+def example_vault(live, counter):
+    """The vault the document's examples name, whatever the fuzzing did to it."""
+    res = counter.request("POST", live.url + "/api/vaults", json={"name": "prod"})
+    assert res.status_code in (201, 409), res.text
+
+
+def _example_request(path: str) -> tuple[str, str]:
+    """The path with its parameters' examples, and the example body as JSON text."""
+    operation = DOCUMENT["paths"][path]["post"]
+    for parameter in _parameters(operation):
+        if parameter["in"] == "path":
+            path = path.replace("{%s}" % parameter["name"], parameter["example"])
+    return path, json.dumps(_body_example(operation))
+
+
+@pytest.mark.parametrize("number", HOSTILE_NUMBERS.values(), ids=HOSTILE_NUMBERS)
+@pytest.mark.parametrize("path", BODY_OPERATIONS)
+def test_a_body_holding_nan_infinity_or_an_oversized_number_gets_a_documented_400_and_writes_nothing(
+        live, counter, fresh_configs, example_vault, redis_server, path, number):
+    client = redis_server.client()
+    concrete, example = _example_request(path)
+    body = '{"hostile": [%s], %s' % (number, example[1:])
+    before = snapshot(client)
+    response = counter.session.post(live.url + concrete, data=body.encode(), timeout=TIMEOUT,
+                                    headers={**ADMIN, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text[:300]
+    schema[path]["POST"].validate_response(response)
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize("path", BODY_OPERATIONS)
+def test_a_body_with_a_chunk_size_that_is_not_hex_gets_a_json_400_and_writes_nothing(
+        live, fresh_configs, example_vault, redis_server, path):
+    client = redis_server.client()
+    concrete, example = _example_request(path)
+    before = snapshot(client)
+    status, content_type, answer = raw_post(live.port, concrete, "Transfer-Encoding: chunked\r\n",
+                                            b"zz\r\n" + example.encode() + b"\r\n0\r\n\r\n")
+    assert (status, content_type.split(";")[0]) == (400, "application/json"), answer
+    assert "400" in DOCUMENT["paths"][path]["post"]["responses"]
+    errors = json.loads(answer)
+    assert list(errors) == ["errors"] and errors["errors"], errors
+    assert snapshot(client) == before
+
+
+def test_a_result_a_worker_wrote_with_nan_reads_back_as_strict_json(live, counter, fresh_configs, redis_server):
+    """A worker may write any text as a result; answers must parse with JSON.parse all the same."""
+    queue, task_id = "inference.high", "nan-result"
+    added = counter.request("POST", live.url + "/queue/add", json={"queue": queue, "task_id": task_id, "data": 1})
+    assert added.status_code == 200, added.text
+    redis_server.client().hset(keys.task(queue, task_id), "result", '{"score": NaN, "range": [-Infinity, 1e400]}')
+    admin_path = "/api/cli/queues/%s/tasks/%s" % (queue, task_id)
+    try:
+        status = counter.request("GET", live.url + "/queue/" + task_id)
+        admin = counter.request("GET", live.url + admin_path)
+    finally:
+        counter.request("DELETE", live.url + admin_path)
+
+    schema["/queue/{task_id}"]["GET"].validate_response(status)
+    schema["/api/cli/queues/{queue}/tasks/{task_id}"]["GET"].validate_response(admin)
+    assert strict_json(status.text)["info"]["result"] == {"score": None, "range": [None, None]}
+    assert strict_json(admin.text)["task"]["result"] == {"score": None, "range": [None, None]}

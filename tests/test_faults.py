@@ -1,8 +1,10 @@
 """Faults over a real gunicorn: Redis going away and coming back, bad start-up
-settings, and body limits enforced on the wire (Content-Length and chunked).
+settings, body limits enforced on the wire (Content-Length and chunked), and
+bodies the server cannot read.
 """
 
 import concurrent.futures
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ import pytest
 import requests
 
 from runqy import keys
-from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, wait_for
+from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, raw_post, snapshot, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -316,3 +318,29 @@ def test_chunked_body_under_the_limit_is_enqueued_over_gunicorn(small, r):
     assert answer.status_code == 200, answer.text
     task_id = answer.json()["info"]["id"]
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
+
+
+# --- bodies the server cannot read -------------------------------------------------------------------
+
+#: Chunked bodies that break the chunked coding in a different place each.
+BROKEN_CHUNKED = {
+    "chunk size not hex": b"zz\r\n{}\r\n0\r\n\r\n",
+    "negative chunk size": b"-1\r\n{}\r\n0\r\n\r\n",
+    "chunk without its CRLF": b'13\r\n{"queue": "simple"}XY0\r\n\r\n',
+    "malformed trailer": b'13\r\n{"queue": "simple"}\r\n0\r\nnot a header\r\n\r\n',
+    "chunk shorter than its size": b'ff\r\n{"queue": "simple"}',
+}
+
+
+@pytest.mark.parametrize("body", BROKEN_CHUNKED.values(), ids=BROKEN_CHUNKED)
+@pytest.mark.parametrize("path", ["/queue/add", "/api/cli/tasks", "/queue/add-batch", "/worker/register",
+                                  "/api/cli/configs"])
+def test_a_broken_chunked_body_is_a_json_400_over_gunicorn_and_writes_nothing(small, r, path, body):
+    before = snapshot(r)
+    status, content_type, answer = raw_post(small.port, path, "Transfer-Encoding: chunked\r\n", body)
+    assert (status, content_type.split(";")[0]) == (400, "application/json"), answer
+    errors = json.loads(answer)
+    assert list(errors) == ["errors"] and errors["errors"], errors
+    assert all(isinstance(m, str) and m for m in errors["errors"]), errors
+    assert snapshot(r) == before
+

@@ -5,6 +5,7 @@ Every mutating call is followed by a look at what Redis holds; every refused
 call by a check that Redis holds exactly what it held before.
 """
 
+import base64
 import dataclasses
 import json
 import time
@@ -16,15 +17,10 @@ import pytest
 from runqy import keys, protobuf
 from runqy.app import create_app
 from runqy.store import rfc3339
-from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, CLIENT_KEY, WORKER, WORKER_KEY
+from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, CLIENT_KEY, WORKER, WORKER_KEY, snapshot, strict_json
 
 TASK_HASH_FIELDS = {b"msg", b"state", b"pending_since", b"enqueued_at", b"ttl_completed", b"ttl_archived",
                     b"pending_timeout", b"active_timeout"}
-
-
-def snapshot(r) -> dict:
-    """Every key with its serialized value: equal snapshots mean nothing was written."""
-    return {key: r.dump(key) for key in sorted(r.keys("*"))}
 
 
 def errors_of(res) -> list[str]:
@@ -865,3 +861,91 @@ def test_nesting_near_the_parser_limit_is_200_or_400_never_500(roomy_client, r, 
     res = post_raw(roomy_client, "/queue/add", '{"queue":"simple","data":' + "[" * depth + "]" * depth + "}")
     assert res.status_code in (200, 400), res.text
     assert r.llen(keys.pending("simple.default")) == (1 if res.status_code == 200 else 0)
+
+
+# --- hostile JSON ----------------------------------------------------------------------------------
+
+VAULT_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+DEPLOYMENT = '{"git_url": "https://github.com/example/w.git", "startup_cmd": "run"}'
+#: Every route that reads a body: a body it accepts with ``GOOD`` in place of ``%s``, and ``GOOD``.
+BODY_ROUTES = [
+    ("/queue/add", '{"queue": "simple", "data": {"x": %s}}', "1"),
+    ("/api/cli/tasks", '{"queue": "simple", "data": {"x": %s}}', "1"),
+    ("/queue/add-batch", '{"queue": "simple", "jobs": [{"x": %s}]}', "1"),
+    ("/worker/register", '{"queue": "simple", "extra": %s}', "1"),
+    ("/api/cli/configs", '{"name": "fresh", "priority": %s, "deployment": ' + DEPLOYMENT + "}", "1"),
+    ("/api/vaults", '{"name": "fresh", "description": %s}', '"new"'),
+    ("/api/vaults/prod/entries", '{"key": "TOKEN", "value": %s}', '"s3cret"'),
+]
+#: Numbers strict JSON parsers refuse or Python cannot read, and what the 400 must name.
+HOSTILE_NUMBERS = [
+    pytest.param("1" * 4301, "more than 4300 digits", id="4301 digits"),
+    pytest.param("-" + "9" * 5000, "more than 4300 digits", id="-5000 digits"),
+    pytest.param("NaN", "NaN", id="NaN"),
+    pytest.param("Infinity", "Infinity", id="Infinity"),
+    pytest.param("-Infinity", "-Infinity", id="-Infinity"),
+    pytest.param("1e400", "too large for a double: 1e400", id="1e400"),
+    pytest.param("-1e400", "too large for a double: -1e400", id="-1e400"),
+    pytest.param("1" * 5000 + ".5", "too large for a double", id="5000-digit decimal"),
+    pytest.param('[1, {"deeper": [NaN]}]', "NaN", id="nested NaN"),
+]
+
+
+@pytest.fixture
+def body_client(settings, store) -> falcon.testing.TestClient:
+    """A client with vaults on and a vault "prod" to add entries to."""
+    client = falcon.testing.TestClient(
+        create_app(dataclasses.replace(settings, vault_master_key=VAULT_MASTER_KEY), store=store))
+    assert client.simulate_post("/api/vaults", json={"name": "prod"}, headers=ADMIN).status_code == 201
+    return client
+
+
+@pytest.mark.parametrize("path, body, good", BODY_ROUTES, ids=[route[0] for route in BODY_ROUTES])
+def test_each_body_route_accepts_its_body_with_an_ordinary_value(body_client, r, path, body, good):
+    res = post_raw(body_client, path, body % good)
+    assert res.status_code in (200, 201), res.text
+
+
+@pytest.mark.parametrize("number, named", HOSTILE_NUMBERS)
+@pytest.mark.parametrize("path, body, good", BODY_ROUTES, ids=[route[0] for route in BODY_ROUTES])
+def test_a_nan_infinity_or_oversized_number_is_400_naming_it_and_writes_nothing(
+        body_client, r, path, body, good, number, named):
+    before = snapshot(r)
+    res = post_raw(body_client, path, body % number)
+    assert res.status_code == 400, res.text[:300]
+    assert any(named in m for m in errors_of(res)), res.text[:300]
+    assert snapshot(r) == before
+
+
+def test_numbers_strict_json_accepts_are_stored_and_read_back_exactly(client, r):
+    numbers = "[%s, -%s, 1.7976931348623157e308, 5e-324, -0.0, 1.5, 0.1]" % ("1" * 4300, "9" * 4300)
+    res = post_raw(client, "/queue/add", '{"queue": "simple", "data": %s}' % numbers)
+    assert res.status_code == 200, res.text[:300]
+    task_id = res.json["info"]["id"]
+    _, msg = stored(r, "simple.default", task_id)
+    assert json.loads(msg.payload) == json.loads(numbers)
+
+    info = strict_json(status(client, "/queue/" + task_id).text)["info"]
+    assert info["payload"] == [int("1" * 4300), -int("9" * 4300), 1.7976931348623157e308, 5e-324, -0.0, 1.5, 0.1]
+
+
+def test_stored_nan_and_infinity_are_answered_as_null(client, r):
+    """A worker (or an asynq client of another language) may write them straight into Redis."""
+    task_id = enqueue_one(client, queue="simple")
+    r.hset(keys.task("simple.default", task_id), mapping={
+        "state": "completed", "result": '{"x": NaN, "y": [Infinity, -Infinity, 1e400, -1e400], "ok": 1.5}'})
+    r.hset(keys.worker("w-1"), mapping={"worker_id": "w-1", "status": "running", "last_beat": int(time.time()),
+                                        "metrics": '{"load": NaN}'})
+    r.rpush(keys.worker_logs("w-1"), '{"level": "info", "took": Infinity}')
+    expected = {"x": None, "y": [None, None, None, None], "ok": 1.5}
+
+    task = strict_json(status(client, "/queue/" + task_id).text)["info"]
+    listed = strict_json(status(client, "/api/cli/queues/simple/tasks?state=pending").text)["tasks"]
+    one = strict_json(status(client, "/api/cli/queues/simple/tasks/" + task_id).text)["task"]
+    workers = strict_json(status(client, "/api/cli/workers").text)["workers"]
+    worker = strict_json(status(client, "/api/cli/workers/w-1").text)
+
+    assert task["result"] == expected and one["result"] == expected
+    assert [t["result"] for t in listed] == [expected]
+    assert [w["metrics"] for w in workers] == [{"load": None}]
+    assert worker["metrics"] == {"load": None} and worker["logs"] == [{"level": "info", "took": None}]

@@ -7,9 +7,10 @@ the scrape shows is checked against what Redis holds.
 """
 
 import concurrent.futures
+import socket
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -316,6 +317,24 @@ def test_paths_that_match_no_route_share_one_route_label(client, r):
     assert not [route for route in routes if any(name in route for name in unknown)]
 
 
+@pytest.mark.filterwarnings("ignore:Unknown REQUEST_METHOD")  # the test client's WSGI validator says so
+def test_methods_outside_the_standard_ones_share_one_method_label(client, r):
+    made_up = ["M%06dXQ" % i for i in range(20)]
+    for method in made_up:
+        assert client.simulate_request(method, "/no/such/%s" % method).status_code == 404
+        assert client.simulate_request(method, "/queue/add", headers=CLIENT).status_code == 400
+    assert client.simulate_request("PATCH", "/queue/add", headers=CLIENT).status_code == 405
+
+    scraped = scrape(client)
+
+    assert scraped.label_values("runqy_http_requests_total", "method") == {"other", "PATCH"}
+    assert scraped.value("runqy_http_requests_total", route="unmatched", method="other", status="404") == 20
+    assert scraped.value("runqy_http_requests_total", route="/queue/add", method="other", status="400") == 20
+    assert scraped.value("runqy_http_request_duration_seconds_count",
+                         route="unmatched", method="other", status="404") == 20
+    assert scraped.label_values("runqy_http_request_duration_seconds_count", "method") == {"other", "PATCH"}
+
+
 def test_scrape_answers_with_redis_up_0_while_redis_is_down(client, r, redis_server):
     assert client.simulate_get("/health").status_code == 200
     redis_server.stop()
@@ -395,3 +414,77 @@ def test_gunicorn_scrape_answers_with_redis_up_0_while_redis_is_down(server, red
     assert scraped.value("runqy_redis_up") == 0
     assert not [name for name in scraped.samples if name.startswith("asynq_")]
     assert scraped.get("runqy_http_requests_total", route="/health", method="GET", status="200") >= 2
+
+
+def made_up_requests(port: int, numbers: range) -> Counter:
+    """One request per number, each on a connection of its own (so both workers get some), with a
+    method and a path no client of runqy sends: ``M000123XQ /no/such/123``. The statuses answered."""
+    statuses: Counter = Counter()
+    for n in numbers:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"M%06dXQ /no/such/%d HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % (n, n))
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        statuses[int(answer.split(b" ", 2)[1])] += 1
+    return statuses
+
+
+def http_series(scraped: Scrape) -> set[frozenset]:
+    """The label sets of runqy_http_requests_total, leaving out the scrapes' own."""
+    return {labels for labels in scraped.samples["runqy_http_requests_total"]
+            if ("route", "/metrics") not in labels}
+
+
+def files_size(directory: Path) -> int:
+    return sum(p.stat().st_size for p in directory.iterdir())
+
+
+@pytest.mark.e2e
+def test_made_up_methods_on_unknown_paths_add_no_series_and_no_metric_file_space(r, gunicorn_env, tmp_path):
+    multiproc = tmp_path / "metrics"
+    multiproc.mkdir()
+    server = Gunicorn({**gunicorn_env, "PROMETHEUS_MULTIPROC_DIR": str(multiproc)})
+    try:
+        before = scrape_http(server.url)
+        statuses = made_up_requests(server.port, range(300))
+        first = scrape_http(server.url)
+        first_size = files_size(multiproc)
+        statuses += made_up_requests(server.port, range(300, 600))
+        second = scrape_http(server.url)
+        second_size = files_size(multiproc)
+    finally:
+        server.stop()
+
+    assert statuses == {404: 600}, statuses  # the app answered every one of them: none was refused before it
+    assert http_series(first) - http_series(before) == {
+        frozenset({("route", "unmatched"), ("method", "other"), ("status", "404")})}
+    assert http_series(second) == http_series(first)
+    assert second.value("runqy_http_requests_total", route="unmatched", method="other", status="404") == 600
+    assert set(second.samples["runqy_http_request_duration_seconds_count"]) - set(
+        first.samples["runqy_http_request_duration_seconds_count"]) <= {
+        frozenset({("route", "/metrics"), ("method", "GET"), ("status", "200")})}
+    # 300 more distinct methods took no more room in the workers' metric files
+    assert second_size == first_size
+
+
+@pytest.mark.e2e
+def test_a_scrape_over_gunicorn_reports_every_one_of_1000_queues(server, r):
+    names = {"load%04d.default" % i for i in range(1000)}
+    r.sadd(keys.QUEUES, *names)
+    r.lpush(keys.pending("load0999.default"), "t-1", "t-2", "t-3")
+    r.set(keys.processed("load0500.default"), 7)
+
+    # the timeout is a guard against a hang, not a speed goal
+    answer = requests.get(server.url + "/metrics", headers={"Connection": "close"}, timeout=10)
+
+    assert answer.status_code == 200, answer.text
+    scraped = Scrape(answer.text)
+    assert scraped.value("runqy_redis_up") == 1
+    sizes = scraped.by("asynq_queue_size", "queue")
+    assert set(sizes) == names | CONFIGURED_QUEUES
+    assert sizes["load0999.default"] == 3 and sum(sizes.values()) == 3
+    assert set(scraped.by("asynq_tasks_processed_total", "queue")) == names | CONFIGURED_QUEUES
+    assert scraped.value("asynq_tasks_processed_total", queue="load0500.default") == 7
+    assert {dict(labels)["queue"] for labels in scraped.samples["asynq_tasks_enqueued_total"]} == (
+        names | CONFIGURED_QUEUES)

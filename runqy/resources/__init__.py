@@ -2,11 +2,12 @@
 
 import json
 import re
+import sys
 from typing import TYPE_CHECKING, Any
 
 import falcon
 
-from runqy import validation
+from runqy import jsontext, validation
 from runqy.errors import PayloadTooLarge, ValidationError
 
 if TYPE_CHECKING:
@@ -31,17 +32,23 @@ def read_json(req: falcon.Request, schema: str | None = None) -> Any:
         raise PayloadTooLarge("request body is %d bytes; the limit is %d" % (req.content_length, limit))
     # a chunked body has no Content-Length; the server has already un-chunked the stream
     chunked = req.content_length is None and "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
-    raw = (req.stream if chunked else req.bounded_stream).read(limit + 1)
+    try:
+        raw = (req.stream if chunked else req.bounded_stream).read(limit + 1)
+    except Exception as exc:  # noqa: BLE001 - each WSGI server has its own errors for a body it cannot read
+        raise ValidationError("request body cannot be read: %s" % (str(exc)[:200] or type(exc).__name__)) from None
     if len(raw) > limit:
         raise PayloadTooLarge("request body is over the limit of %d bytes" % limit)
     if not raw.strip():
         raise ValidationError("request body is empty; expected a JSON object")
     try:
-        body = json.loads(raw)
+        body = jsontext.loads_body(raw)
     except UnicodeDecodeError:
         raise ValidationError("request body is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ValidationError("malformed JSON at line %d column %d: %s" % (exc.lineno, exc.colno, exc.msg)) from None
+    except ValueError:  # the only other one: int() refuses to convert so many digits
+        raise ValidationError("request body holds an integer of more than %d digits"
+                              % sys.get_int_max_str_digits()) from None
     except RecursionError:
         raise ValidationError("request body is nested too deeply") from None
     if _SURROGATE_ESCAPE.search(raw):
