@@ -190,7 +190,7 @@ def load_file(path: Path) -> dict[str, dict[str, Any]]:
     """Parse, validate and normalise one YAML file; every problem names file, queue and field."""
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: undecodable, or an int of too many digits
         raise ConfigError("%s: cannot read YAML: %s" % (path, str(exc).replace("\n", " "))) from None
     problems = sorted(validation.validator("queue_config_file").iter_errors(document),
                       key=lambda e: list(map(str, e.absolute_path)))

@@ -286,6 +286,12 @@ def test_invalid_yaml_syntax_names_the_file_and_line(tmp_path):
     assert "\n" not in message
 
 
+def test_an_integer_of_too_many_digits_is_a_config_error_naming_the_file(tmp_path):
+    path = write(tmp_path, "huge.yaml", "queues:\n  q:\n    max_retry: %s\n" % ("9" * 5000))
+    (message,) = config_errors(path)
+    assert message.startswith(str(path) + ": cannot read YAML") and "4300 digits" in message
+
+
 def test_duplicate_sub_queue_name_names_file_queue_and_sub_queue(tmp_path):
     path = write(tmp_path, "q.yaml", """\
 queues:
