@@ -31,13 +31,15 @@ import ssl
 
 import gevent
 from gunicorn import util
+from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.ggevent import GeventWorker
 
 from runqy import config
 
-#: What the first bytes of an HTTP/1 request may look like: an optional empty line, then an
-#: upper-case method token and a space. Anything else cannot become a request.
-_REQUEST_START = re.compile(rb"\r?\n?[A-Z]{0,20}( |$)")
+#: What the first bytes of an HTTP/1 request may look like: an optional empty line, then a
+#: method (a token of at most 20 characters, upper-case as gunicorn requires) and a space.
+#: Anything else cannot become a request.
+_REQUEST_START = re.compile(rb"\r?\n?[-!#$%&'*+.^_`|~0-9A-Z]{0,20}( |$)")
 _PEEK = 24
 #: Seconds to drain a refused connection's unread input before closing it.
 _LINGER = 1.0
@@ -96,6 +98,9 @@ class JsonErrorWorker(GeventWorker):
         except gevent.Timeout:
             self._refuse(sock, 408, "Request Timeout",
                          "the request body did not arrive within %g seconds" % self.body_timeout)
+            raise StopIteration() from None
+        except NoMoreData:
+            self._refuse(sock, 400, "Bad Request", "the request body ended before its declared end")
             raise StopIteration() from None
         if len(data) > self.max_body_size:
             req.must_close = True  # the rest is still on the wire; the app answers 413
