@@ -17,9 +17,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import redis
 from redis.backoff import NoBackoff
+from redis.client import EMPTY_RESPONSE, NEVER_DECODE
 from redis.retry import Retry
 
 from runqy import defaults, jsontext, keys, protobuf
+from runqy.coalescer import Coalescer
 from runqy.config import Settings, sub_queues
 from runqy.errors import Conflict, NotFound, RunqyError, Unavailable, ValidationError
 
@@ -29,6 +31,8 @@ LUA_DIR = Path(__file__).resolve().parent / "lua"
 CONFIGS_LOST = "redis has lost its data: the queue configs are being restored; retry in a second"
 MAYBE_WRITTEN = ("redis unavailable: %s; the task may have been written: retry with the same task_id "
                  "to avoid a duplicate")
+#: redis-py options that steer reading a reply, not parsing it
+_NOT_FOR_CALLBACKS = frozenset(("keys", EMPTY_RESPONSE, NEVER_DECODE))
 _TASK_FIELDS = ("state", "msg", "result", "error_msg", "retried", "enqueued_at", "pending_since",
                 "completed_at", "last_failed_at", "active_timeout")
 
@@ -223,6 +227,7 @@ class Store:
         self.clock = clock
         self.new_id = new_id
         self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
+        self._coalescer = Coalescer(client.connection_pool)
         self._queue_of: dict[str, str] = {}  # task id -> queue, see get_task
 
     # --- plumbing ----------------------------------------------------------------
@@ -237,27 +242,35 @@ class Store:
     def _pipeline(self, fill: Callable[[redis.client.Pipeline], None]) -> list:
         """Run the commands ``fill`` queues in one round trip; errors come back as values.
 
-        When Redis has forgotten a script (restart, SCRIPT FLUSH) the scripts are
-        loaded and only the script calls that failed run again: a script that is
-        not found has not run, and the other commands must not run twice.
+        The commands go through the coalescer, with those of other requests in flight, and
+        each reply is parsed as redis-py would. When Redis has forgotten a script (restart,
+        SCRIPT FLUSH) the scripts are loaded and only the script calls that failed run
+        again: a script that is not found has not run, and the other commands must not run
+        twice.
         """
         pipe = self.redis.pipeline(transaction=False)
         fill(pipe)
         stack = list(pipe.command_stack)
-        results = pipe.execute(raise_on_error=False)
+        results = self._execute(stack)
         missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
             self._load_scripts()
-            pipe = self.redis.pipeline(transaction=False)
-            for i in missing:
-                args, options = stack[i]
-                pipe.execute_command(*args, **options)
-            for i, result in zip(missing, pipe.execute(raise_on_error=False)):
+            for i, result in zip(missing, self._execute([stack[i] for i in missing])):
                 results[i] = result
-        for result in results:
-            if isinstance(result, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-                raise result
         return results
+
+    def _execute(self, stack: list[tuple[tuple, dict]]) -> list:
+        """The parsed replies to pipeline commands ``(args, options)``, errors as values."""
+        replies = self._coalescer.execute([args for args, _ in stack])
+        return [reply if isinstance(reply, Exception) else self._parse(args, options, reply)
+                for (args, options), reply in zip(stack, replies)]
+
+    def _parse(self, args: tuple, options: dict, reply: Any) -> Any:
+        """A raw reply as redis-py's own parsing makes it (its response callback for the command)."""
+        callback = self.redis.response_callbacks.get(args[0])
+        if callback is None:
+            return reply
+        return callback(reply, **{k: v for k, v in options.items() if k not in _NOT_FOR_CALLBACKS})
 
     def _replies(self, fill: Callable[[redis.client.Pipeline], None]) -> list:
         """``_pipeline``, raising the first error Redis answered instead of returning it."""
@@ -346,50 +359,30 @@ class Store:
     # --- enqueue -------------------------------------------------------------------
 
     def enqueue(self, queue: str, tasks: Sequence[NewTask], max_retry: int | None = None) -> list[Enqueued]:
-        """Write ``tasks`` onto ``queue`` (a full sub-queue name) in one round trip.
+        """Write ``tasks`` onto ``queue`` (a full sub-queue name) with one call of the enqueue script.
 
-        The reverse keys go first, so that a task is findable before a worker can
-        see it; the script then writes every hash and pushes the ids, or nothing.
-        Client-chosen ids are claimed before, in every queue at once. When Redis
-        does not answer, the tasks may have been written: the error says to retry
-        with the same ``task_id``, which then finds or writes the same task.
+        The script writes every reverse key and task hash and pushes the ids, or
+        nothing. When Redis does not answer, the tasks may have been written: the
+        error says to retry with the same ``task_id``, which then finds the task
+        (409) or writes it.
         """
         ids = [t.task_id or self.new_id() for t in tasks]
         if len(set(ids)) != len(ids):
             raise Conflict("a task id repeats within one request")
-        chosen = [task_id for task_id, task in zip(ids, tasks) if task.task_id]
-        fresh = self._claim_ids(queue, chosen) if chosen else []
-        script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue)]
+        script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue),
+                       keys.QUEUES]
         script_keys += [keys.task(queue, task_id) for task_id in ids]
-        args: list[Any] = [self._now(), "" if max_retry is None else max_retry]
+        script_keys += [keys.task_queue(task_id) for task_id in ids]
+        args: list[Any] = [self._now(), "" if max_retry is None else max_retry, queue, defaults.TASK_QUEUE_TTL]
         for task_id, task in zip(ids, tasks):
             args += [task_id, protobuf.encode_head(queue, task.payload, task_id, queue),
                      "" if task.timeout is None else task.timeout]
-
-        claimed_at: dict[str, int] = {}  # generated id -> position of its HSETNX reply
-
-        def fill(pipe: redis.client.Pipeline) -> None:
-            for task_id, task in zip(ids, tasks):
-                if not task.task_id:
-                    claimed_at[task_id] = len(pipe.command_stack)
-                    pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
-                pipe.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
-            self._evalsha(pipe, "enqueue", script_keys, args)
-            pipe.sadd(keys.QUEUES, queue)
-
-        replies = self._maybe_written(self._pipeline, fill)
-        reply, added = replies[-2:]
-        code = -3 if isinstance(reply, Exception) else int(reply[0])
-        if code < 0:
-            # release only the reverse keys this call created
-            self._release_ids(fresh + [task_id for task_id, at in claimed_at.items() if replies[at] == 1])
-            if code == -1:
-                if added == 1:  # an unknown name must not stay listed as a queue
-                    self.redis.srem(keys.QUEUES, queue)
-                raise self.unknown_queue(queue)
-            if code == -2:
-                raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
-            raise reply
+        reply = self._maybe_written(self._script, "enqueue", script_keys, args)
+        code = int(reply[0])
+        if code == -1:
+            raise self.unknown_queue(queue)
+        if code == -2:
+            raise Conflict("task already exists: %s" % ids[int(reply[1]) - 1])
         self._remember(dict.fromkeys(ids, queue))
         held, resolved_retry, default_timeout = code == 1, int(reply[1]), int(reply[2])
         return [Enqueued(task_id, queue, "pending", resolved_retry,
@@ -404,39 +397,10 @@ class Store:
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise Unavailable(MAYBE_WRITTEN % exc) from None
 
-    def _claim_ids(self, queue: str, ids: list[str]) -> list[str]:
-        """Reserve client-chosen ids in every queue at once; the ids this call reserved.
-
-        An id already reserved for this same queue passes: that is a retry of an
-        enqueue whose answer was lost, and the script then finds the task (409)
-        or writes it.
-        """
-        def fill(pipe: redis.client.Pipeline) -> None:
-            for task_id in ids:
-                pipe.hsetnx(keys.task_queue(task_id), "queue", queue)
-                pipe.hget(keys.task_queue(task_id), "queue")
-
-        replies = self._maybe_written(self._replies, fill)
-        fresh = [task_id for task_id, new in zip(ids, replies[::2]) if new]
-        taken = [task_id for task_id, owner in zip(ids, replies[1::2]) if owner != queue.encode()]
-        if taken:
-            self._release_ids(fresh)
-            raise Conflict(*("task already exists: %s" % task_id for task_id in taken))
-        return fresh
-
-    def _release_ids(self, ids: list[str]) -> None:
-        """Undo the reverse keys of an enqueue that wrote no task (best effort)."""
-        if not ids:
-            return
-        try:
-            self.redis.delete(*map(keys.task_queue, ids))
-        except redis.exceptions.RedisError:
-            logger.warning("could not remove the reverse keys of %d unwritten tasks", len(ids))
-
     # --- tasks ----------------------------------------------------------------------
 
     def task_queue(self, task_id: str) -> str | None:
-        raw = self.redis.hget(keys.task_queue(task_id), "queue")
+        (raw,) = self._replies(lambda pipe: pipe.hget(keys.task_queue(task_id), "queue"))
         return raw.decode() if raw else None
 
     def get_task(self, task_id: str, queue: str | None = None) -> Task:

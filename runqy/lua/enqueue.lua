@@ -1,28 +1,43 @@
--- Enqueue one or more tasks onto one sub-queue, atomically (worker-protocol §3.1).
--- Each task hash is complete before its id is pushed; nothing is written when
--- any check fails. Defaults come from the queue's config hash, so every server
--- process sees a config change at once.
+-- Enqueue one or more tasks onto one sub-queue, atomically (worker-protocol §3.1), in one
+-- call: the reverse keys, every task hash, the pushes and the queue's membership of
+-- asynq:queues, or nothing when any check fails. Each task hash is complete before its id
+-- is pushed. Defaults come from the queue's config hash, so every server process sees a
+-- config change at once. The reverse keys and asynq:queues are outside the queue's hash
+-- slot (runqy-worker's multi-queue BRPOP rules out Redis Cluster anyway); every key is
+-- declared in KEYS.
 --
--- KEYS[1]   -> runqy:{Q}:config    enqueue defaults; absent means the queue is unknown
--- KEYS[2]   -> asynq:{Q}:pending
--- KEYS[3]   -> runqy:{Q}:held      takes the ids instead of pending while the queue is paused
--- KEYS[4]   -> asynq:{Q}:paused
--- KEYS[4+i] -> asynq:{Q}:t:<id_i>  the hash of task i
--- ARGV[1]   -> now, Unix seconds
--- ARGV[2]   -> max_retry for every task; "" = the queue's default
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
+-- KEYS[1]       -> runqy:{Q}:config    enqueue defaults; absent means the queue is unknown
+-- KEYS[2]       -> asynq:{Q}:pending
+-- KEYS[3]       -> runqy:{Q}:held      takes the ids instead of pending while the queue is paused
+-- KEYS[4]       -> asynq:{Q}:paused
+-- KEYS[5]       -> asynq:queues
+-- KEYS[5+i]     -> asynq:{Q}:t:<id_i>  the hash of task i, for i = 1..n
+-- KEYS[5+n+i]   -> asynq:t:<id_i>      the reverse key of task i
+-- ARGV[1]       -> now, Unix seconds
+-- ARGV[2]       -> max_retry for every task; "" = the queue's default
+-- ARGV[3]       -> Q, the queue name the reverse keys hold
+-- ARGV[4]       -> lifetime of a reverse key, seconds
+-- ARGV[2+3i], ARGV[3+3i], ARGV[4+3i] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
 --
 -- Returns {held, max_retry, default_timeout} where held is 1 when the queue is paused, or
 --   {-1}     the queue has no config
---   {-2, i}  task i already exists
+--   {-2, i}  task i already exists: its hash is in this queue, or its reverse key names
+--            another queue (a reverse key naming this queue without a hash is the claim of
+--            an enqueue whose answer was lost; retrying it writes the task)
 
 local config = redis.call('HMGET', KEYS[1], 'max_retry', 'timeout', 'result_ttl', 'failed_ttl', 'pending_timeout')
 if not config[1] then
   return {-1}
 end
-for k = 5, #KEYS do
-  if redis.call('EXISTS', KEYS[k]) == 1 then
-    return {-2, k - 4}
+local queue = ARGV[3]
+local n = (#KEYS - 5) / 2
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[5 + i]) == 1 then
+    return {-2, i}
+  end
+  local owner = redis.call('HGET', KEYS[5 + n + i], 'queue')
+  if owner and owner ~= queue then
+    return {-2, i}
   end
 end
 
@@ -54,10 +69,13 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   list, held = KEYS[3], 1
 end
 
-for k = 5, #KEYS do
-  local a = 3 * (k - 4)
+local reverse_ttl = ARGV[4]
+for i = 1, n do
+  local a = 2 + 3 * i
   local timeout = tonumber(ARGV[a + 2]) or default_timeout
-  redis.call('HSET', KEYS[k],
+  redis.call('HSET', KEYS[5 + n + i], 'queue', queue)
+  redis.call('EXPIRE', KEYS[5 + n + i], reverse_ttl)
+  redis.call('HSET', KEYS[5 + i],
     'msg', ARGV[a + 1] .. retry_field .. int_field(0x40, timeout) .. retention_field,
     'state', 'pending',
     'pending_since', now,
@@ -68,4 +86,5 @@ for k = 5, #KEYS do
     'active_timeout', timeout)
   redis.call('LPUSH', list, ARGV[a])
 end
+redis.call('SADD', KEYS[5], queue)
 return {held, max_retry, default_timeout}
