@@ -475,7 +475,16 @@ def _direct_writer(port: int, seconds: float, one_script_per_batch: bool, worker
     client = redis.Redis(port=port)
     run_id = os.urandom(4).hex()
     sha = client.script_load(Store(client).scripts["enqueue"].source)
-    head = [keys.queue_config(QUEUE), keys.pending(QUEUE), keys.held(QUEUE), keys.paused(QUEUE)]
+    head = [keys.queue_config(QUEUE), keys.pending(QUEUE), keys.held(QUEUE), keys.paused(QUEUE), keys.QUEUES]
+
+    def enqueue(pipe: redis.client.Pipeline, ids: list[str], now: int) -> None:
+        """One call of the enqueue script, with the keys and arguments Store.enqueue gives it."""
+        args: list[Any] = [now, "", QUEUE, 30 * 24 * 3600]
+        for task_id in ids:
+            args += [task_id, protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), ""]
+        pipe.evalsha(sha, len(head) + 2 * len(ids), *head, *(keys.task(QUEUE, i) for i in ids),
+                     *(keys.task_queue(i) for i in ids), *args)
+
     written, n = 0, 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -483,18 +492,11 @@ def _direct_writer(port: int, seconds: float, one_script_per_batch: bool, worker
         n += BATCH
         now = int(time.time())
         pipe = client.pipeline(transaction=False)
-        for task_id in ids:
-            pipe.hset(keys.task_queue(task_id), "queue", QUEUE)
-            pipe.expire(keys.task_queue(task_id), 30 * 24 * 3600)
         if one_script_per_batch:
-            args: list[Any] = [now, ""]
-            for task_id in ids:
-                args += [task_id, protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), ""]
-            pipe.evalsha(sha, len(head) + BATCH, *head, *(keys.task(QUEUE, i) for i in ids), *args)
+            enqueue(pipe, ids, now)
         else:
             for task_id in ids:
-                pipe.evalsha(sha, len(head) + 1, *head, keys.task(QUEUE, task_id), now, "", task_id,
-                             protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), "")
+                enqueue(pipe, [task_id], now)
         replies = pipe.execute()
         if any(isinstance(r, list) and int(r[0]) < 0 for r in replies):
             raise RuntimeError("the enqueue script refused a task: %r" % replies[-1])
