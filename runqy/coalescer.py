@@ -40,6 +40,7 @@ class Coalescer:
         self._lock = threading.Lock()
         self._waiting: list[_Call] = []
         self._busy = False  # a round trip is out, or about to be
+        self._connection: redis.connection.AbstractConnection | None = None
 
     def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """The raw replies to ``commands``, in order; an error reply is an exception in the list.
@@ -86,7 +87,23 @@ class Coalescer:
                 call.done.set()
 
     def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
-        connection = self._pool.get_connection()
+        """Send ``commands`` and read their replies on the coalescer's own connection.
+
+        One batch is out at a time, so one connection serves them all; it is taken from the
+        pool once and kept, without the pool's per-use bookkeeping. A connection that Redis
+        closed while idle (a restart) is readable before anything was sent: it is replaced
+        first, as the pool would.
+        """
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._pool.get_connection()
+        else:
+            try:
+                stale = connection._sock is not None and connection.can_read()
+            except (redis.exceptions.ConnectionError, OSError):
+                stale = True
+            if stale:
+                connection.disconnect()
         try:
             connection.send_packed_command(connection.pack_commands(commands), check_health=False)
             replies: list[Any] = []
@@ -99,5 +116,3 @@ class Coalescer:
         except BaseException:
             connection.disconnect()  # what is still unread on it belongs to nobody
             raise
-        finally:
-            self._pool.release(connection)

@@ -92,6 +92,7 @@ class Metrics:
                                   "HTTP request latency by route template, method and status",
                                   ["route", "method", "status"], buckets=_BUCKETS, registry=self._registry)
         self._queues = QueueCollector(store)
+        self._series: dict[tuple, tuple] = {}  # label set -> (counter, histogram) of it
         if not self._multiprocess:
             self._registry.register(self._queues)
 
@@ -105,8 +106,12 @@ class Metrics:
         route = req.uri_template or next((label for prefix, label in _STATIC
                                           if req.path.startswith(prefix) and resp.status_code < 400), "unmatched")
         method = req.method if req.method in _METHODS else "other"
-        self._requests.labels(route, method, resp.status_code).inc()
-        self._latency.labels(route, method, resp.status_code).observe(time.perf_counter() - req.context.started)
+        labels = (route, method, resp.status_code)
+        series = self._series.get(labels)
+        if series is None:  # looking a label set up costs more than counting: once per set
+            series = self._series[labels] = (self._requests.labels(*labels), self._latency.labels(*labels))
+        series[0].inc()
+        series[1].observe(time.perf_counter() - req.context.started)
 
     # resource ----------------------------------------------------------------------------
 

