@@ -13,10 +13,16 @@ Hand-offs are cheap under gevent (runqy's gunicorn worker), where the waiting ca
 greenlets; under threads the same code is correct, with locks and events of ``threading``.
 """
 
+import socket
 import threading
 from typing import Any, Sequence
 
+import hiredis
 import redis
+from redis._parsers.base import BaseParser
+
+#: Bytes asked of the socket at a time.
+_READ_SIZE = 65536
 
 
 class _Call:
@@ -90,9 +96,10 @@ class Coalescer:
         """Send ``commands`` and read their replies on the coalescer's own connection.
 
         One batch is out at a time, so one connection serves them all; it is taken from the
-        pool once and kept, without the pool's per-use bookkeeping. A connection that Redis
-        closed while idle (a restart) is readable before anything was sent: it is replaced
-        first, as the pool would.
+        pool once and kept, and redis-py connects it (password, database, TLS). The bytes go
+        through hiredis directly, without redis-py's per-command bookkeeping. A connection
+        that Redis closed while idle (a restart) is readable before anything was sent: it is
+        replaced first, as the pool would.
         """
         connection = self._connection
         if connection is None:
@@ -105,14 +112,28 @@ class Coalescer:
             if stale:
                 connection.disconnect()
         try:
-            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            if connection._sock is None:
+                connection.connect()
+            sock = connection._sock
+            sock.sendall(b"".join([hiredis.pack_command(tuple(command)) for command in commands]))
+            reader = hiredis.Reader()
             replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except redis.exceptions.ResponseError as exc:
-                    replies.append(exc)
+            while len(replies) < len(commands):
+                reply = reader.gets()
+                if reply is False:
+                    data = sock.recv(_READ_SIZE)
+                    if not data:
+                        raise redis.exceptions.ConnectionError("Connection closed by server.")
+                    reader.feed(data)
+                elif isinstance(reply, hiredis.ReplyError):
+                    replies.append(BaseParser.parse_error(str(reply)))
+                else:
+                    replies.append(reply)
             return replies
-        except BaseException:
+        except BaseException as exc:
             connection.disconnect()  # what is still unread on it belongs to nobody
+            if isinstance(exc, socket.timeout):
+                raise redis.exceptions.TimeoutError("Timeout reading from socket") from None
+            if isinstance(exc, OSError):
+                raise redis.exceptions.ConnectionError("Error talking to Redis: %s" % exc) from None
             raise
