@@ -9,12 +9,15 @@ convention, and every answer is written with ``allow_nan=False``.
 
 Each decoder is built once: ``json.loads`` with hooks would build one per call,
 and the hooks run only for numbers with a fraction or exponent and for the
-three words, so an ordinary body costs what ``json.loads`` costs.
+three words, so an ordinary body costs what ``json.loads`` costs. (orjson, fast as it
+is, reads an integer beyond 64 bits as a float, so it only writes here.)
 """
 
 import json
 import math
 from typing import Any
+
+import orjson
 
 from runqy.errors import ValidationError
 
@@ -62,6 +65,13 @@ def loads_stored(raw: bytes) -> Any:
     return _STORED.decode(_text(raw))
 
 
-def dumps(value: Any) -> str:
-    """An answer's JSON text: as falcon writes it by default, but never with NaN or Infinity."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON text, never with NaN or Infinity: an answer, or a task's payload.
+
+    orjson writes it about ten times faster than the json module; what orjson refuses (an
+    integer beyond 64 bits, which JSON allows) the json module writes.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

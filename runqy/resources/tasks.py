@@ -1,11 +1,10 @@
 """Enqueue and task status: /queue/add, /queue/add-batch, /queue/{task_id}."""
 
-import json
 from typing import Any
 
 import falcon
 
-from runqy import keys, validation
+from runqy import jsontext, keys, validation
 from runqy.config import full_queue_name, whole
 from runqy.errors import NotFound, ValidationError
 from runqy.resources import Resource, read_json
@@ -20,7 +19,7 @@ _MAX_ID_LENGTH = 128
 
 def dump_payload(value: Any) -> bytes:
     """The payload as the compact UTF-8 JSON bytes that msg field 2 carries."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsontext.dumps(value)
 
 
 def info(task: Enqueued) -> dict[str, Any]:
