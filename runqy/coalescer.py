@@ -34,7 +34,7 @@ class _Call:
         self.commands = commands
         self.replies: list[Any] = []
         self.error: BaseException | None = None
-        self.done = threading.Event()
+        self.done: threading.Event | None = None  # only a call that waits needs one
         self.leads = False  # set with done: this call sends the next batch
 
 
@@ -58,7 +58,10 @@ class Coalescer:
         with self._lock:
             self._waiting.append(call)
             leads = not self._busy
-            self._busy = True
+            if leads:
+                self._busy = True
+            else:
+                call.done = threading.Event()
         if not leads:
             call.done.wait()
             leads = call.leads
@@ -90,7 +93,8 @@ class Coalescer:
                 else:
                     self._busy = False
             for call in batch:
-                call.done.set()
+                if call.done is not None:
+                    call.done.set()
 
     def _round_trip(self, commands: list[Sequence[Any]]) -> list[Any]:
         """Send ``commands`` and read their replies on the coalescer's own connection.

@@ -627,7 +627,15 @@ class Store:
             self.redis.delete(keys.task_queue(task_id))
 
     def _script(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        return self._replies(lambda pipe: self._evalsha(pipe, name, keys_, args))[0]
+        """One script call; its error reply raised."""
+        command = ("EVALSHA", self.scripts[name].sha, len(keys_), *keys_, *args)
+        (reply,) = self._execute([(command, {})])
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            self._load_scripts()
+            (reply,) = self._execute([(command, {})])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     # --- workers -----------------------------------------------------------------------
 
