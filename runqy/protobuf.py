@@ -87,29 +87,39 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def decode(data: bytes) -> TaskMessage:
-    """Decode ``msg``; repeated fields keep the last value, as the worker does."""
+    """Decode ``msg``; repeated fields keep the last value, as the worker does.
+
+    Tags and most values are one-byte varints, read inline (every status read decodes one).
+    """
     msg = TaskMessage()
-    pos = 0
-    while pos < len(data):
-        tag, pos = _read_varint(data, pos)
+    pos, end = 0, len(data)
+    while pos < end:
+        tag = data[pos]
+        if tag < 0x80:
+            pos += 1
+        else:
+            tag, pos = _read_varint(data, pos)
         field, wire = tag >> 3, tag & 7
-        if wire == _VARINT:
-            value, pos = _read_varint(data, pos)
-            if field in _INT_FIELDS:
-                setattr(msg, _INT_FIELDS[field], value)
-        elif wire == _LEN:
-            size, pos = _read_varint(data, pos)
-            if pos + size > len(data):
+        if wire == _VARINT or wire == _LEN:
+            if pos < end and data[pos] < 0x80:
+                value, pos = data[pos], pos + 1
+            else:
+                value, pos = _read_varint(data, pos)
+            if wire == _VARINT:
+                if field in _INT_FIELDS:
+                    setattr(msg, _INT_FIELDS[field], value)
+                continue
+            if pos + value > end:
                 raise DecodeError("truncated field %d" % field)
-            chunk = data[pos:pos + size]
-            pos += size
+            chunk = data[pos:pos + value]
+            pos += value
             if field == PAYLOAD:
                 msg.payload = chunk
             elif field in _STRING_FIELDS:
                 setattr(msg, _STRING_FIELDS[field], chunk.decode("utf-8", "replace"))
         elif wire in (_FIXED64, _FIXED32):
             pos += 8 if wire == _FIXED64 else 4
-            if pos > len(data):
+            if pos > end:
                 raise DecodeError("truncated fixed field %d" % field)
         else:
             raise DecodeError("unsupported wire type %d" % wire)

@@ -5,7 +5,6 @@ Keys come from :mod:`runqy.keys`; multi-key writes are the Lua scripts of
 hot path is one round trip.
 """
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -89,8 +88,11 @@ def _int(raw: Any, default: int = 0) -> int:
 
 
 def _fields(obj: Any) -> dict[str, Any]:
-    """A dataclass as a dict, one level deep (payloads may nest deeper than ``asdict`` can recurse)."""
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    """A dataclass as a dict, one level deep (payloads may nest deeper than ``asdict`` can recurse).
+
+    Its ``__dict__`` holds exactly its fields, in their order.
+    """
+    return dict(vars(obj))
 
 
 @dataclass
