@@ -5,6 +5,7 @@ are ever written. Only the fields runqy uses are named here.
 """
 
 from dataclasses import dataclass
+from typing import Callable
 
 TYPE, PAYLOAD, ID, QUEUE, RETRY, RETRIED, ERROR_MSG = 1, 2, 3, 4, 5, 6, 7
 TIMEOUT, DEADLINE, UNIQUE_KEY, LAST_FAILED_AT, RETENTION, COMPLETED_AT = 8, 9, 10, 11, 12, 13
@@ -55,10 +56,19 @@ def int_field(field: int, value: int) -> bytes:
     return bytes(((field << 3) | _VARINT,)) + varint(value) if value else b""
 
 
+def head_encoder(type_: str, queue: str) -> Callable[[bytes, str], bytes]:
+    """``encode_head`` for the tasks of one type and queue: what they share is encoded once."""
+    first, last = length_delimited(TYPE, type_.encode()), length_delimited(QUEUE, queue.encode())
+
+    def encode(payload: bytes, task_id: str) -> bytes:
+        return first + length_delimited(PAYLOAD, payload) + length_delimited(ID, task_id.encode()) + last
+
+    return encode
+
+
 def encode_head(type_: str, payload: bytes, task_id: str, queue: str) -> bytes:
     """Fields 1-4. The enqueue script appends the integer fields it resolves."""
-    return (length_delimited(TYPE, type_.encode()) + length_delimited(PAYLOAD, payload)
-            + length_delimited(ID, task_id.encode()) + length_delimited(QUEUE, queue.encode()))
+    return head_encoder(type_, queue)(payload, task_id)
 
 
 def encode(msg: TaskMessage) -> bytes:

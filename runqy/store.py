@@ -8,8 +8,8 @@ hot path is one round trip.
 import hashlib
 import json
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -55,6 +55,15 @@ def connect(settings: Settings) -> redis.Redis:
         retry=Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,)),
     )
     return redis.Redis(connection_pool=pool)
+
+
+def uuid4() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` makes it, in a third of the time."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    text = raw.hex()
+    return "%s-%s-%s-%s-%s" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
 
 
 def rfc3339(seconds: Any) -> str | None:
@@ -224,7 +233,7 @@ class Script:
 
 class Store:
     def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+                 new_id: Callable[[], str] = lambda: uuid4()):
         self.redis = client
         self.clock = clock
         self.new_id = new_id
@@ -376,8 +385,9 @@ class Store:
         script_keys += [keys.task(queue, task_id) for task_id in ids]
         script_keys += [keys.task_queue(task_id) for task_id in ids]
         args: list[Any] = [self._now(), "" if max_retry is None else max_retry, queue, defaults.TASK_QUEUE_TTL]
+        head = protobuf.head_encoder(queue, queue)
         for task_id, task in zip(ids, tasks):
-            args += [task_id, protobuf.encode_head(queue, task.payload, task_id, queue),
+            args += [task_id, head(task.payload, task_id),
                      "" if task.timeout is None else task.timeout]
         reply = self._maybe_written(self._script, "enqueue", script_keys, args)
         code = int(reply[0])
