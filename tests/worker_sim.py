@@ -121,6 +121,24 @@ def _int(raw: Any, fallback: int) -> int:
         return fallback
 
 
+def write_success(client: Any, scripts: dict[str, Any], queue: str, task_id: str, fields: dict, result: Any,
+                  now: int) -> None:
+    """The writes of a success with redis_storage on (§2.9), after activation.
+
+    ``client`` is a connection or a pipeline (tests/bench seeds completed tasks with this);
+    ``scripts`` holds the registered "complete" script; ``fields`` the task hash as read at dequeue.
+    """
+    task_key = keys.task(queue, task_id)
+    client.hset(task_key, "result", json.dumps(result))  # the child's JSON text, even "null"
+    # best effort, not atomic: append field 13; repeated fields are fine, the last one wins
+    client.hset(task_key, "msg", (fields.get(b"msg") or b"") + protobuf.int_field(protobuf.COMPLETED_AT, now))
+    ttl = _int(fields.get(b"ttl_completed"), TTL_COMPLETED)
+    scripts["complete"](keys=[keys.active(queue), keys.lease(queue), keys.completed(queue), task_key],
+                        args=[task_id, now, now + (ttl or HUNDRED_YEARS), ttl], client=client)
+    if ttl > 0:
+        client.expire(keys.task_queue(task_id), ttl)
+
+
 class SimWorker:
     """One dequeue/execute loop over the sub-queues of one parent queue."""
 
@@ -226,14 +244,7 @@ class SimWorker:
         if not self.redis_storage:
             self.scripts["delete"](keys=[*lists, task_key], args=[task_id])
         else:
-            self.redis.hset(task_key, "result", json.dumps(result))  # the child's JSON text, even "null"
-            # best effort, not atomic: append field 13; repeated fields are fine, the last one wins
-            self.redis.hset(task_key, "msg", fields.get(b"msg", b"") + protobuf.int_field(protobuf.COMPLETED_AT, now))
-            ttl = _int(fields.get(b"ttl_completed"), TTL_COMPLETED)
-            self.scripts["complete"](keys=[*lists, keys.completed(queue), task_key],
-                                     args=[task_id, now, now + (ttl or HUNDRED_YEARS), ttl])
-            if ttl > 0:
-                self.redis.expire(keys.task_queue(task_id), ttl)
+            write_success(self.redis, self.scripts, queue, task_id, fields, result, now)
         pipe = self.redis.pipeline(transaction=False)
         pipe.incr(keys.processed(queue)).incr(keys.processed(queue, utc_day(now))).execute()
 
