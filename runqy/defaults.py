@@ -47,8 +47,9 @@ REDIS_STORAGE = True
 
 #: Lifetime of the reverse key ``asynq:t:<id>`` (the Go server's 30 days).
 TASK_QUEUE_TTL = 30 * 24 * 3600
-#: Task ids whose queue one server process remembers, to read a task in one round trip.
-REMEMBERED_TASKS = 100_000
+#: Task ids whose queue one server process remembers, to read a task in one round trip: the
+#: newest ones, which clients ask about most; about 200 bytes each.
+REMEMBERED_TASKS = 20_000
 
 #: A worker whose last heartbeat is older than this is stale (its hash expires after 30 s).
 WORKER_STALE_AFTER = 30

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -239,7 +240,7 @@ class Store:
         self.new_id = new_id
         self.scripts = {p.stem: Script(p.stem) for p in LUA_DIR.glob("*.lua")}
         self._coalescer = Coalescer(client.connection_pool)
-        self._queue_of: dict[str, str] = {}  # task id -> queue, see get_task
+        self._queue_of: OrderedDict[str, str] = OrderedDict()  # task id -> queue, see get_task
 
     # --- plumbing ----------------------------------------------------------------
 
@@ -445,9 +446,11 @@ class Store:
         return found[0]
 
     def _remember(self, queues_of: dict[str, str]) -> None:
-        if len(self._queue_of) + len(queues_of) > defaults.REMEMBERED_TASKS:
-            self._queue_of.clear()
-        self._queue_of.update(queues_of)
+        """Remember the newest tasks' queues, forgetting the oldest."""
+        remembered = self._queue_of
+        remembered.update(queues_of)
+        for _ in range(len(remembered) - defaults.REMEMBERED_TASKS):
+            remembered.popitem(last=False)
 
     def _task(self, task_id: str, queue: str, h: dict[str, bytes | None], next_at: Any) -> Task | None:
         """A task from its hash fields (worker-protocol §3.2); None when the hash is gone."""
