@@ -7,6 +7,7 @@ problem named; the exit status is the one that makes gunicorn stop instead of
 booting the worker again.
 """
 
+import gc
 import logging
 import sys
 
@@ -32,3 +33,6 @@ except ConfigError as exc:
 store = Store(connect(settings))
 app = create_app(settings, store=store)
 server.ConfigKeeper(store, settings.config_dir, queues).start()
+# Everything built so far lives as long as the process: the cyclic garbage collector need not
+# walk it again on every full collection, which shortens the pauses requests see.
+gc.freeze()
