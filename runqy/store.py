@@ -234,7 +234,7 @@ class Script:
 
 class Store:
     def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: uuid4()):
+                 new_id: Callable[[], str] = uuid4):
         self.redis = client
         self.clock = clock
         self.new_id = new_id
@@ -262,7 +262,10 @@ class Store:
         """
         pipe = self.redis.pipeline(transaction=False)
         fill(pipe)
-        stack = list(pipe.command_stack)
+        return self._run(list(pipe.command_stack))
+
+    def _run(self, stack: list[tuple[tuple, dict]]) -> list:
+        """``_pipeline`` for commands given as ``(args, options)``, as a pipeline's stack holds them."""
         results = self._execute(stack)
         missing = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
         if missing:
@@ -390,7 +393,10 @@ class Store:
         for task_id, task in zip(ids, tasks):
             args += [task_id, head(task.payload, task_id),
                      "" if task.timeout is None else task.timeout]
-        reply = self._maybe_written(self._script, "enqueue", script_keys, args)
+        try:
+            reply = self._script("enqueue", script_keys, args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise Unavailable(MAYBE_WRITTEN % exc) from None
         code = int(reply[0])
         if code == -1:
             raise self.unknown_queue(queue)
@@ -401,14 +407,6 @@ class Store:
         return [Enqueued(task_id, queue, "pending", resolved_retry,
                          default_timeout if task.timeout is None else task.timeout, held)
                 for task_id, task in zip(ids, tasks)]
-
-    @staticmethod
-    def _maybe_written(write: Callable[..., Any], *args: Any) -> Any:
-        """``write(*args)``, a Redis that does not answer being a 503 that says what to do."""
-        try:
-            return write(*args)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise Unavailable(MAYBE_WRITTEN % exc) from None
 
     # --- tasks ----------------------------------------------------------------------
 
@@ -643,11 +641,7 @@ class Store:
 
     def _script(self, name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         """One script call; its error reply raised."""
-        command = ("EVALSHA", self.scripts[name].sha, len(keys_), *keys_, *args)
-        (reply,) = self._execute([(command, {})])
-        if isinstance(reply, redis.exceptions.NoScriptError):
-            self._load_scripts()
-            (reply,) = self._execute([(command, {})])
+        (reply,) = self._run([(("EVALSHA", self.scripts[name].sha, len(keys_), *keys_, *args), {})])
         if isinstance(reply, Exception):
             raise reply
         return reply
