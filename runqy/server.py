@@ -39,7 +39,6 @@ class ConfigKeeper:
         self._dir = config_dir
         self._queues = queues
         self._started = False  # the start-up write is done
-        self._thread: threading.Thread | None = None
 
     def check(self) -> None:
         """One check; raises RedisError when Redis does not answer."""
@@ -48,11 +47,11 @@ class ConfigKeeper:
             queues, failures = config.load_dir(self._dir)
             for messages in failures.values():
                 logger.error("queue configs: %s", "; ".join(messages))
-            self._store.put_configs(queues, yaml_digest=config.digest(queues))
+            self._store.put_yaml_configs(queues)
             logger.warning("redis had lost the queue configs; restored %s from %s",
                            ", ".join(sorted(queues)) or "(none)", self._dir)
         elif not self._started and recorded != config.digest(self._queues):
-            self._store.put_configs(self._queues, yaml_digest=config.digest(self._queues))
+            self._store.put_yaml_configs(self._queues)
             logger.info("loaded queue configs from %s: %s", self._dir, ", ".join(sorted(self._queues)) or "(none)")
         self._started = True
 
@@ -72,5 +71,4 @@ class ConfigKeeper:
             self.check()
         except redis.exceptions.RedisError as exc:
             logger.warning("redis is not reachable (%s); answering 503 until it is", exc)
-        self._thread = threading.Thread(target=self._run, name="runqy-config-keeper", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="runqy-config-keeper", daemon=True).start()

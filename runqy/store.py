@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from runqy import defaults, jsontext, keys, protobuf
 from runqy.coalescer import Coalescer
-from runqy.config import Settings, sub_queues
+from runqy.config import Settings, digest, sub_queues
 from runqy.errors import Conflict, NotFound, RunqyError, Unavailable, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -339,6 +339,10 @@ class Store:
             return [name for name in names if name not in existing]
 
         return self.redis.transaction(write, keys.CONFIGS, value_from_callable=True)
+
+    def put_yaml_configs(self, configs: dict[str, dict[str, Any]]) -> None:
+        """Write the configs of the YAML directory, recording their digest (see :meth:`unknown_queue`)."""
+        self.put_configs(configs, yaml_digest=digest(configs))
 
     def yaml_digest(self) -> str | None:
         """The digest recorded with the YAML configs; None when Redis has lost them."""

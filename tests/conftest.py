@@ -129,7 +129,7 @@ def queues() -> dict:
 @pytest.fixture
 def store(r, settings, queues) -> Store:
     store = Store(connect(settings))
-    store.put_configs(queues, yaml_digest=runqy_config.digest(queues))
+    store.put_yaml_configs(queues)
     return store
 
 

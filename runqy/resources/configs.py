@@ -57,6 +57,6 @@ class Reload(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         queues, failures = config.load_dir(self._dir)
-        self._store.put_configs(queues, yaml_digest=config.digest(queues))
+        self._store.put_yaml_configs(queues)
         resp.media = {"loaded": sorted(queues), "count": len(queues),
                       "errors": {Path(path).name: messages for path, messages in failures.items()}}
