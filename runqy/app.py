@@ -6,7 +6,7 @@ from typing import Any
 import falcon
 import redis
 
-from runqy import jsontext, validation
+from runqy import background, jsontext, validation
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import NotFound, RunqyError
@@ -36,6 +36,14 @@ class RequestLimits:
         raw = req.env.get("RAW_URI", "").partition("?")[0]
         if "%2f" in raw.lower():
             raise NotFound("no route for a path with an encoded '/': %s" % raw[:200])
+
+
+class BackgroundLoops:
+    """Starts the background loops of a process forked after they were started, at its first
+    request, for servers without a hook after the fork (runqy.background)."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        background.ensure_running()
 
 
 def _errors(resp: falcon.Response, status: int, messages: list[str]) -> None:
@@ -81,7 +89,8 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
     if not cipher.enabled:
         logger.info("%s", cipher.problem)
     metrics = Metrics(store)
-    app = falcon.App(middleware=[metrics, RequestLimits(settings.max_body_size), AuthMiddleware(settings)])
+    app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size),
+                                  AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=jsontext.dumps)
 

@@ -14,6 +14,7 @@ import yaml
 
 from runqy import defaults, validation
 from runqy.errors import ConfigError
+from runqy.queue_names import sub_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -248,9 +249,4 @@ def load_configs(directory: str | Path) -> dict[str, dict[str, Any]]:
 
 def sub_queues(config: Mapping[str, Any]) -> dict[str, int]:
     """The full names (``parent.sub``) of a normalised config's sub-queues, with their priorities."""
-    return {"%s.%s" % (config["name"], sub["name"]): sub["priority"] for sub in config["sub_queues"]}
-
-
-def full_queue_name(name: str) -> str:
-    """``parent`` means ``parent.default``; Redis keys always use the full name."""
-    return name if "." in name else name + ".default"
+    return {sub_queue_name(config["name"], sub["name"]): sub["priority"] for sub in config["sub_queues"]}

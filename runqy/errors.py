@@ -1,4 +1,14 @@
-"""One error hierarchy. ``runqy.app`` maps each class to its HTTP status once."""
+"""One error hierarchy. ``runqy.app`` maps each class to its HTTP status once.
+
+The bases name the HTTP status; the leaves below them name what went wrong, carry
+the ids involved and write their message once, so that code raises
+``TaskNotFound(task_id)`` and tests may assert the type.
+
+Which 400: a request (its body, path or query parameters) that is invalid raises
+:class:`ValidationError`; the code that checks queue configs and settings raises
+:class:`ConfigError`, a :class:`ValidationError` too, whether the config came from
+a file, the environment or an HTTP body.
+"""
 
 
 class RunqyError(Exception):
@@ -53,7 +63,131 @@ class Unavailable(RunqyError):
     status = 503
 
 
-class ConfigError(RunqyError):
-    """Raised when the server's settings or a queue config file are invalid."""
+class ConfigError(ValidationError):
+    """Raised when a queue config (from a file or a request) or the server's settings are invalid."""
 
-    status = 400
+
+# --- not found -------------------------------------------------------------------------------
+
+
+class QueueNotFound(NotFound):
+    """Raised when a queue has no config and holds no tasks."""
+
+    def __init__(self, queue: str):
+        super().__init__("queue not found: %s" % queue)
+        self.queue = queue
+
+
+class TaskNotFound(NotFound):
+    """Raised when a task does not exist (in ``queue``, when one was named)."""
+
+    def __init__(self, task_id: str, queue: str | None = None):
+        if queue is None:
+            super().__init__("task not found: %s" % task_id)
+        else:
+            super().__init__("task not found: %s in queue %s" % (task_id, queue))
+        self.task_id = task_id
+        self.queue = queue
+
+
+class ConfigNotFound(NotFound):
+    """Raised when no queue config has the name."""
+
+    def __init__(self, name: str):
+        super().__init__("queue config not found: %s" % name)
+        self.name = name
+
+
+class WorkerNotFound(NotFound):
+    """Raised when a worker has no heartbeat hash and has not beaten lately."""
+
+    def __init__(self, worker_id: str):
+        super().__init__("worker not found: %s" % worker_id)
+        self.worker_id = worker_id
+
+
+class VaultNotFound(NotFound):
+    """Raised when a vault does not exist."""
+
+    def __init__(self, name: str):
+        super().__init__("vault not found: %s" % name)
+        self.name = name
+
+
+class EntryNotFound(NotFound):
+    """Raised when a vault has no entry under the key."""
+
+    def __init__(self, vault: str, key: str):
+        super().__init__("entry not found: %s in vault %s" % (key, vault))
+        self.vault = vault
+        self.key = key
+
+
+# --- conflicts -------------------------------------------------------------------------------
+
+
+class TaskExists(Conflict):
+    """Raised when an enqueue names a task id that another task has."""
+
+    def __init__(self, task_id: str):
+        super().__init__("task already exists: %s" % task_id)
+        self.task_id = task_id
+
+
+class TaskIdRepeated(Conflict):
+    """Raised when one request names the same task id twice."""
+
+    def __init__(self) -> None:
+        super().__init__("a task id repeats within one request")
+
+
+class TaskRunning(Conflict):
+    """Raised when a task that a worker is running would be deleted."""
+
+    def __init__(self, task_id: str):
+        super().__init__("task %s is running; it cannot be deleted" % task_id)
+        self.task_id = task_id
+
+
+class TaskFinished(Conflict):
+    """Raised when a task that has already completed or been archived would be canceled."""
+
+    def __init__(self, task_id: str, state: str):
+        super().__init__("task %s is already %s" % (task_id, state))
+        self.task_id = task_id
+        self.state = state
+
+
+class ConfigExists(Conflict):
+    """Raised when queue configs would be created under names that exist (one message each)."""
+
+    def __init__(self, *names: str):
+        super().__init__(*("queue config already exists: %s (use ?force=true to replace it)" % name
+                           for name in names))
+        self.names = names
+
+
+class VaultExists(Conflict):
+    """Raised when a vault would be created under a name that exists."""
+
+    def __init__(self, name: str):
+        super().__init__("vault already exists: %s" % name)
+        self.name = name
+
+
+# --- unavailable -----------------------------------------------------------------------------
+
+
+class ConfigsLost(Unavailable):
+    """Raised for a queue Redis does not know while it has lost its data (see runqy.server)."""
+
+    def __init__(self) -> None:
+        super().__init__("redis has lost its data: the queue configs are being restored; retry in a second")
+
+
+class MaybeWritten(Unavailable):
+    """Raised when Redis did not answer a write that it may have made."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__("redis unavailable: %s; the task may have been written: retry with the same task_id "
+                         "to avoid a duplicate" % cause)

@@ -84,6 +84,26 @@ def on_starting(server):
         os.unlink(stale)
 
 
+def pre_fork(server, worker):
+    # an app preloaded in this process must not run its background loops here: threads and
+    # fork do not mix, and the workers run their own (runqy.background)
+    from runqy import background
+
+    background.stop_all()
+
+
+def post_worker_init(worker):
+    from runqy import background
+
+    background.start_all()
+
+
+def worker_exit(server, worker):
+    from runqy import background
+
+    background.stop_all()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

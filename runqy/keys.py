@@ -40,9 +40,12 @@ CANCEL_CHANNEL = "asynq:cancel"
 CONFIGS = "runqy:configs"
 CONFIGS_YAML = "runqy:configs:yaml"
 VAULTS = "runqy:vaults"
+#: The field of a vault hash that holds the vault's metadata JSON (entries are 'e:<KEY>').
 VAULT_META = ":meta"
-
-TASK_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+#: The field of a reverse-lookup hash ``asynq:t:<id>`` that names the task's queue.
+TASK_QUEUE_FIELD = "queue"
+_WORKER_PREFIX = "asynq:workers:"
+_WORKER_LOGS = ":logs"
 
 
 def _q(queue: str) -> str:
@@ -109,11 +112,22 @@ def state_key(queue: str, state: str) -> str:
 
 
 def worker(worker_id: str) -> str:
-    return "asynq:workers:" + worker_id
+    return _WORKER_PREFIX + worker_id
 
 
 def worker_logs(worker_id: str) -> str:
-    return "asynq:workers:" + worker_id + ":logs"
+    return _WORKER_PREFIX + worker_id + _WORKER_LOGS
+
+
+def is_worker_id(text: str) -> bool:
+    """False for text that would name a worker's log list rather than a worker."""
+    return not text.endswith(_WORKER_LOGS)
+
+
+def worker_id_of(key: str) -> str | None:
+    """The worker id of a key under ``asynq:workers:``; None for a log list."""
+    worker_id = key[len(_WORKER_PREFIX):]
+    return worker_id if is_worker_id(worker_id) else None
 
 
 def queue_config(queue: str) -> str:

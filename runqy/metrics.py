@@ -48,7 +48,7 @@ class QueueCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("runqy_redis_up", "1 when Redis answered this scrape")
         try:
-            _, queues = self._store.list_queues(limit=1 << 30)
+            _, queues = self._store.queues.page(limit=1 << 30)
         except redis.exceptions.RedisError as exc:
             logger.warning("metrics: redis unavailable: %s", exc)
             up.add_metric([], 0)

@@ -19,13 +19,11 @@ Until then, a request for a queue that Redis no longer knows gets a retryable
 """
 
 import logging
-import threading
-import time
 from typing import Any
 
 import redis
 
-from runqy import config, defaults
+from runqy import background, config, defaults
 from runqy.store import Store
 
 logger = logging.getLogger(__name__)
@@ -42,33 +40,23 @@ class ConfigKeeper:
 
     def check(self) -> None:
         """One check; raises RedisError when Redis does not answer."""
-        recorded = self._store.yaml_digest()
+        recorded = self._store.configs.yaml_digest()
         if recorded is None and self._started:
             queues, failures = config.load_dir(self._dir)
             for messages in failures.values():
                 logger.error("queue configs: %s", "; ".join(messages))
-            self._store.put_yaml_configs(queues)
+            self._store.configs.put_yaml(queues)
             logger.warning("redis had lost the queue configs; restored %s from %s",
                            ", ".join(sorted(queues)) or "(none)", self._dir)
         elif not self._started and recorded != config.digest(self._queues):
-            self._store.put_yaml_configs(self._queues)
+            self._store.configs.put_yaml(self._queues)
             logger.info("loaded queue configs from %s: %s", self._dir, ", ".join(sorted(self._queues)) or "(none)")
         self._started = True
 
-    def _run(self) -> None:
-        while True:
-            try:
-                self.check()
-            except redis.exceptions.RedisError as exc:
-                logger.debug("queue configs not checked: %s", exc)
-            except Exception:  # noqa: BLE001 - the keeper must outlive any one failure
-                logger.exception("queue configs not checked")
-            time.sleep(defaults.CONFIG_CHECK_EVERY)
-
     def start(self) -> None:
-        """Check now, then every second in a daemon thread (a greenlet under gevent)."""
+        """Check now, then every second in a background loop (runqy.background)."""
         try:
             self.check()
         except redis.exceptions.RedisError as exc:
             logger.warning("redis is not reachable (%s); answering 503 until it is", exc)
-        threading.Thread(target=self._run, name="runqy-config-keeper", daemon=True).start()
+        background.Loop("config-keeper", defaults.CONFIG_CHECK_EVERY, self.check).start()

@@ -2,22 +2,29 @@
 
 Every value gets a fresh 96-bit nonce and is bound to its vault and key as
 associated data, so a ciphertext copied to another entry does not decrypt.
-Stored form: base64(nonce || ciphertext+tag). Nothing here touches Redis.
+Stored form: base64(nonce || ciphertext+tag). Nothing here talks to Redis itself:
+:func:`deployment_secrets` reads through the store it is given.
 """
 
 import base64
 import binascii
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from runqy.errors import Unavailable, ValidationError
+from runqy.errors import Conflict, Unavailable, ValidationError
+
+if TYPE_CHECKING:
+    from runqy.store.vaults import Vaults
 
 GENERATE = "python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'"
 _NONCE = 12
 _CHECK_KEY = ":check"
+#: A git token of the form vault://<vault>/<key> names a vault entry.
+VAULT_REF = "vault://"
 
 #: Entry keys become environment variables of the worker's child process: these
 #: would change how it finds programs, libraries or its Python environment.
@@ -101,3 +108,37 @@ class Cipher:
         """Refuse to write into a vault whose values were sealed with another master key."""
         if "check" in meta:
             self.decrypt(vault, _CHECK_KEY, meta["check"])
+
+
+def deployment_secrets(vaults: "Vaults", cipher: Cipher, queue: str,
+                       deployment: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The register answer's ``vaults`` and ``git_token`` for one queue's deployment.
+
+    ``vaults`` merges the decrypted entries of every vault the deployment names,
+    later vaults overriding earlier keys; a ``git_token`` of the form
+    ``vault://<vault>/<key>`` is resolved. Anything missing is an error, never a
+    partial answer.
+    """
+    names = list(deployment.get("vaults") or [])
+    token = deployment.get("git_token") or ""
+    token_ref = token[len(VAULT_REF):].partition("/") if token.startswith(VAULT_REF) else None
+    wanted = list(dict.fromkeys(names + ([token_ref[0]] if token_ref else [])))
+    if not wanted:
+        return {}, token
+    if not cipher.enabled:
+        raise Unavailable("queue %s needs vaults %s, but %s" % (queue, ", ".join(wanted), cipher.problem))
+    found = dict(zip(wanted, vaults.get_many(wanted)))
+    missing = sorted(name for name, entries in found.items() if entries is None)
+    if missing:
+        raise Conflict("queue %s names vaults that do not exist: %s" % (queue, ", ".join(missing)))
+    merged = {}
+    for name in names:
+        for key, stored in sorted(found[name].items()):
+            merged[key] = cipher.decrypt(name, key, stored["value"])
+    if token_ref:
+        vault, _, key = token_ref
+        if key not in found[vault]:
+            raise Conflict("queue %s: git_token refers to %s%s/%s, which does not exist"
+                           % (queue, VAULT_REF, vault, key))
+        token = cipher.decrypt(vault, key, found[vault][key]["value"])
+    return merged, token

@@ -129,7 +129,7 @@ def queues() -> dict:
 @pytest.fixture
 def store(r, settings, queues) -> Store:
     store = Store(connect(settings))
-    store.put_yaml_configs(queues)
+    store.configs.put_yaml(queues)
     return store
 
 

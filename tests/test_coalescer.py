@@ -4,7 +4,6 @@ import threading
 
 import pytest
 import redis
-
 from runqy.coalescer import Coalescer
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from runqy import defaults
-from runqy.config import Settings, full_queue_name, load_dir, load_file, normalize_queue
+from runqy.config import Settings, load_dir, load_file, normalize_queue
 from runqy.errors import ConfigError
+from runqy.queue_names import full_queue_name
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = {"RUNQY_API_KEY": "k"}

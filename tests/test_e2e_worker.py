@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from runqy import keys, protobuf
-from runqy.config import full_queue_name, normalize_queue
+from runqy.config import normalize_queue
+from runqy.queue_names import full_queue_name
 from runqy.store import rfc3339
 from tests.conftest import ADMIN_KEY, CLIENT, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn, wait_for
 from tests.worker_sim import Retryable, SimWorker, retry_delay, utc_day
@@ -101,7 +102,7 @@ def test_registration_gives_the_worker_our_redis_and_a_poll_list_weighted_by_pri
 
 
 def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(start_worker, server, store, r):
-    store.put_configs({"nostore": normalize_queue("nostore", {
+    store.configs.put({"nostore": normalize_queue("nostore", {
         "deployment": {"git_url": "https://example.com/w.git", "startup_cmd": "python w.py",
                        "redis_storage": False}})})
     worker = start_worker("nostore", lambda payload: "lost")

@@ -258,19 +258,19 @@ def test_decode_error_is_a_value_error():
 def example_store(r, settings) -> Store:
     """A store whose only queue is ``inference`` with the worked example's settings."""
     store = Store(connect(settings), clock=lambda: 1_700_000_000.0, new_id=lambda: UUID)
-    store.put_configs({"inference": normalize_queue("inference", {
+    store.configs.put({"inference": normalize_queue("inference", {
         "max_retry": 3, "timeout": 300, "result_ttl": 86400,
         "deployment": {"git_url": "https://example.com/w.git", "startup_cmd": "python main.py"}})})
     return store
 
 
 def test_enqueue_script_writes_the_worked_example_byte_for_byte(example_store, r):
-    example_store.enqueue(QUEUE, [NewTask(b'{"x":1}')])
+    example_store.tasks.enqueue(QUEUE, [NewTask(b'{"x":1}')])
     assert r.hget(keys.task(QUEUE, UUID), "msg") == WORKED_EXAMPLE
 
 
 def test_enqueue_script_msg_decodes_to_the_task_and_equals_encode(example_store, r):
-    (task,) = example_store.enqueue(QUEUE, [NewTask(b'{"prompt":"caf\xc3\xa9"}', timeout=45, task_id="job-7")],
+    (task,) = example_store.tasks.enqueue(QUEUE, [NewTask(b'{"prompt":"caf\xc3\xa9"}', timeout=45, task_id="job-7")],
                                     max_retry=9)
     raw = r.hget(keys.task(QUEUE, "job-7"), "msg")
     msg = protobuf.decode(raw)
@@ -284,10 +284,10 @@ def test_enqueue_script_msg_decodes_to_the_task_and_equals_encode(example_store,
 
 def test_enqueue_script_leaves_out_retry_zero_and_retention_zero(r, settings):
     store = Store(connect(settings), new_id=lambda: UUID)
-    store.put_configs({"batch": normalize_queue("batch", {
+    store.configs.put({"batch": normalize_queue("batch", {
         "max_retry": 0, "result_ttl": 0,
         "deployment": {"git_url": "https://example.com/w.git", "startup_cmd": "python main.py"}})})
-    store.enqueue("batch.default", [NewTask(b"[1,2]")])
+    store.tasks.enqueue("batch.default", [NewTask(b"[1,2]")])
     raw = r.hget(keys.task("batch.default", UUID), "msg")
     assert [field for field, _, _ in worker_walk(raw)] == [1, 2, 3, 4, 8]
     assert raw == protobuf.encode(TaskMessage(type="batch.default", payload=b"[1,2]", id=UUID,
@@ -296,10 +296,10 @@ def test_enqueue_script_leaves_out_retry_zero_and_retention_zero(r, settings):
 
 def test_enqueue_script_encodes_multi_byte_varints_like_python(r, settings):
     store = Store(connect(settings), new_id=lambda: UUID)
-    store.put_configs({"long": normalize_queue("long", {
+    store.configs.put({"long": normalize_queue("long", {
         "max_retry": 1000, "timeout": 2592000, "result_ttl": 315360000,
         "deployment": {"git_url": "https://example.com/w.git", "startup_cmd": "python main.py"}})})
-    store.enqueue("long.default", [NewTask(b"{}")])
+    store.tasks.enqueue("long.default", [NewTask(b"{}")])
     raw = r.hget(keys.task("long.default", UUID), "msg")
     assert raw == protobuf.encode(TaskMessage(type="long.default", payload=b"{}", id=UUID, queue="long.default",
                                               retry=1000, timeout=2592000, retention=315360000))

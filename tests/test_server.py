@@ -49,7 +49,7 @@ def test_first_check_writes_the_yaml_configs_and_their_digest(fresh_store, r, co
 def test_a_restarted_process_does_not_undo_api_changes_to_yaml_configs(fresh_store, r, config_dir):
     keeper(fresh_store, config_dir).check()
     replaced = runqy_config.normalize_queue("simple", {"max_retry": 9, "deployment": DEPLOYMENT})
-    fresh_store.put_configs({"simple": replaced})
+    fresh_store.configs.put({"simple": replaced})
 
     keeper(fresh_store, config_dir).check()  # a new process, the same files
 
@@ -58,7 +58,7 @@ def test_a_restarted_process_does_not_undo_api_changes_to_yaml_configs(fresh_sto
 
 def test_changed_yaml_files_win_at_the_next_start(fresh_store, r, config_dir):
     keeper(fresh_store, config_dir).check()
-    fresh_store.put_configs({"simple": runqy_config.normalize_queue("simple", {"deployment": DEPLOYMENT})})
+    fresh_store.configs.put({"simple": runqy_config.normalize_queue("simple", {"deployment": DEPLOYMENT})})
     (config_dir / "more.yaml").write_text(textwrap.dedent("""\
         queues:
           extra:
@@ -75,7 +75,7 @@ def test_after_redis_lost_everything_the_next_check_restores_the_yaml_configs_re
         fresh_store, r, config_dir):
     running = keeper(fresh_store, config_dir)
     running.check()
-    fresh_store.put_configs({"byapi": runqy_config.normalize_queue("byapi", {"deployment": DEPLOYMENT})})
+    fresh_store.configs.put({"byapi": runqy_config.normalize_queue("byapi", {"deployment": DEPLOYMENT})})
     (config_dir / "more.yaml").write_text("queues:\n  extra:\n    deployment: %s\n" % json.dumps(DEPLOYMENT))
     r.flushdb()
 

@@ -54,7 +54,7 @@ def seed_task(r, queue: str, task_id: str, msg: TaskMessage | None = None, **fie
 
 
 def test_enqueue_writes_the_complete_task_hash_with_queue_defaults(pinned, r):
-    (task,) = pinned.enqueue("simple.default", [NewTask(b'{"prompt":"x"}')])
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b'{"prompt":"x"}')])
     assert task.id == "id-1"
     stored = r.hgetall(keys.task("simple.default", "id-1"))
     assert stored == {
@@ -74,7 +74,7 @@ def test_enqueue_writes_the_complete_task_hash_with_queue_defaults(pinned, r):
 
 
 def test_enqueue_uses_the_timeout_and_max_retry_of_the_queue_config(pinned, r):
-    pinned.enqueue("inference.high", [NewTask(b"{}")])
+    pinned.tasks.enqueue("inference.high", [NewTask(b"{}")])
     stored = r.hgetall(keys.task("inference.high", "id-1"))
     msg = protobuf.decode(stored[b"msg"])
     assert (msg.retry, msg.timeout, msg.retention) == (3, 300, 86400)
@@ -82,7 +82,7 @@ def test_enqueue_uses_the_timeout_and_max_retry_of_the_queue_config(pinned, r):
 
 
 def test_per_request_timeout_and_max_retry_override_the_queue_config(pinned, r):
-    (task,) = pinned.enqueue("inference.high", [NewTask(b"{}", timeout=42)], max_retry=7)
+    (task,) = pinned.tasks.enqueue("inference.high", [NewTask(b"{}", timeout=42)], max_retry=7)
     stored = r.hgetall(keys.task("inference.high", "id-1"))
     msg = protobuf.decode(stored[b"msg"])
     assert (msg.retry, msg.timeout) == (7, 42)
@@ -93,7 +93,7 @@ def test_per_request_timeout_and_max_retry_override_the_queue_config(pinned, r):
 
 
 def test_max_retry_zero_overrides_a_nonzero_queue_default(pinned, r):
-    (task,) = pinned.enqueue("inference.high", [NewTask(b"{}")], max_retry=0)
+    (task,) = pinned.tasks.enqueue("inference.high", [NewTask(b"{}")], max_retry=0)
     msg = protobuf.decode(r.hget(keys.task("inference.high", "id-1"), "msg"))
     assert msg.retry == 0
     assert task.max_retry == 0
@@ -101,10 +101,10 @@ def test_max_retry_zero_overrides_a_nonzero_queue_default(pinned, r):
 
 def test_lifecycle_fields_follow_the_queue_config(r, settings):
     store = Store(connect(settings), clock=lambda: NOW, new_id=lambda: "t1")
-    store.put_configs({"etl": normalize_queue("etl", {
+    store.configs.put({"etl": normalize_queue("etl", {
         "max_retry": 5, "timeout": 90, "result_ttl": 600, "failed_ttl": 7200, "pending_timeout": 30,
         "deployment": DEPLOYMENT})})
-    store.enqueue("etl.default", [NewTask(b"1")])
+    store.tasks.enqueue("etl.default", [NewTask(b"1")])
     stored = r.hgetall(keys.task("etl.default", "t1"))
     assert (stored[b"ttl_completed"], stored[b"ttl_archived"], stored[b"pending_timeout"],
             stored[b"active_timeout"]) == (b"600", b"7200", b"30", b"90")
@@ -113,21 +113,21 @@ def test_lifecycle_fields_follow_the_queue_config(r, settings):
 
 
 def test_pending_since_and_enqueued_at_are_whole_unix_seconds(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b"{}")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     stored = r.hmget(keys.task("simple.default", "id-1"), "pending_since", "enqueued_at")
     assert stored == [b"1700000000", b"1700000000"]
 
 
 def test_enqueue_with_the_real_clock_stamps_the_current_second(store, r):
     before = int(time.time())
-    (task,) = store.enqueue("simple.default", [NewTask(b"{}")])
+    (task,) = store.tasks.enqueue("simple.default", [NewTask(b"{}")])
     after = int(time.time())
     pending_since = int(r.hget(keys.task("simple.default", task.id), "pending_since"))
     assert before <= pending_since <= after
 
 
 def test_generated_ids_are_uuid4_strings(store, r):
-    (task,) = store.enqueue("simple.default", [NewTask(b"{}")])
+    (task,) = store.tasks.enqueue("simple.default", [NewTask(b"{}")])
     assert uuid.UUID(task.id).version == 4
     assert r.exists(keys.task("simple.default", task.id))
 
@@ -137,7 +137,7 @@ def test_generated_ids_are_uuid4_strings(store, r):
 
 def test_pending_list_is_fifo_for_a_worker_brpop(pinned, r):
     for n in range(3):
-        pinned.enqueue("inference.low", [NewTask(b"%d" % n)])
+        pinned.tasks.enqueue("inference.low", [NewTask(b"%d" % n)])
     assert r.lrange(keys.pending("inference.low"), 0, -1) == [b"id-3", b"id-2", b"id-1"]
     popped = [r.brpop([keys.pending("inference.low")], timeout=1)[1] for _ in range(3)]
     assert popped == [b"id-1", b"id-2", b"id-3"]
@@ -145,25 +145,25 @@ def test_pending_list_is_fifo_for_a_worker_brpop(pinned, r):
 
 def test_enqueue_adds_the_queue_to_asynq_queues(pinned, r):
     r.srem(keys.QUEUES, "inference.low")
-    pinned.enqueue("inference.low", [NewTask(b"{}")])
+    pinned.tasks.enqueue("inference.low", [NewTask(b"{}")])
     assert r.sismember(keys.QUEUES, "inference.low")
 
 
 def test_reverse_key_names_the_queue_and_lives_thirty_days(pinned, r):
-    pinned.enqueue("inference.high", [NewTask(b"{}")])
+    pinned.tasks.enqueue("inference.high", [NewTask(b"{}")])
     assert r.hgetall(keys.task_queue("id-1")) == {b"queue": b"inference.high"}
     assert THIRTY_DAYS - 60 <= r.ttl(keys.task_queue("id-1")) <= THIRTY_DAYS
 
 
 def test_reverse_key_of_a_client_chosen_id_lives_thirty_days(pinned, r):
-    pinned.enqueue("inference.high", [NewTask(b"{}", task_id="my-job")])
+    pinned.tasks.enqueue("inference.high", [NewTask(b"{}", task_id="my-job")])
     assert r.hgetall(keys.task_queue("my-job")) == {b"queue": b"inference.high"}
     assert THIRTY_DAYS - 60 <= r.ttl(keys.task_queue("my-job")) <= THIRTY_DAYS
 
 
 def test_enqueue_writes_no_other_keys(pinned, r):
     before = set(r.keys("*"))
-    pinned.enqueue("simple.default", [NewTask(b"{}")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     assert set(r.keys("*")) - before == {keys.task("simple.default", "id-1").encode(),
                                          keys.pending("simple.default").encode(),
                                          keys.task_queue("id-1").encode()}
@@ -174,7 +174,7 @@ def test_enqueue_writes_no_other_keys(pinned, r):
 
 def test_batch_enqueue_writes_every_hash_and_pushes_the_ids_in_order(pinned, r):
     payloads = [b'{"n":%d}' % n for n in range(5)]
-    enqueued = pinned.enqueue("inference.high", [NewTask(p) for p in payloads])
+    enqueued = pinned.tasks.enqueue("inference.high", [NewTask(p) for p in payloads])
     ids = [task.id for task in enqueued]
     assert ids == ["id-1", "id-2", "id-3", "id-4", "id-5"]
     assert r.lrange(keys.pending("inference.high"), 0, -1) == [i.encode() for i in reversed(ids)]
@@ -189,7 +189,7 @@ def test_batch_enqueue_writes_every_hash_and_pushes_the_ids_in_order(pinned, r):
 
 
 def test_batch_tasks_keep_their_own_timeouts(pinned, r):
-    enqueued = pinned.enqueue("inference.high", [NewTask(b"1", timeout=10), NewTask(b"2"), NewTask(b"3", 20)],
+    enqueued = pinned.tasks.enqueue("inference.high", [NewTask(b"1", timeout=10), NewTask(b"2"), NewTask(b"3", 20)],
                               max_retry=2)
     assert [t.timeout for t in enqueued] == [10, 300, 20]
     assert [t.max_retry for t in enqueued] == [2, 2, 2]
@@ -199,7 +199,7 @@ def test_batch_tasks_keep_their_own_timeouts(pinned, r):
 
 
 def test_batch_of_a_thousand_is_written_in_one_call(store, r):
-    enqueued = store.enqueue("simple.default", [NewTask(b"%d" % n) for n in range(1000)])
+    enqueued = store.tasks.enqueue("simple.default", [NewTask(b"%d" % n) for n in range(1000)])
     assert r.llen(keys.pending("simple.default")) == 1000
     assert r.rpop(keys.pending("simple.default")).decode() == enqueued[0].id
     assert len(r.keys(keys.task_prefix("simple.default") + "*")) == 1000
@@ -212,7 +212,7 @@ def test_batch_of_a_thousand_is_written_in_one_call(store, r):
 def test_enqueue_to_unknown_queue_raises_not_found_and_writes_nothing(pinned, r, queue):
     before = all_keys(r)
     with pytest.raises(NotFound) as caught:
-        pinned.enqueue(queue, [NewTask(b"{}"), NewTask(b"{}")])
+        pinned.tasks.enqueue(queue, [NewTask(b"{}"), NewTask(b"{}")])
     assert caught.value.messages == ["queue not found: %s" % queue]
     assert all_keys(r) == before
 
@@ -220,17 +220,17 @@ def test_enqueue_to_unknown_queue_raises_not_found_and_writes_nothing(pinned, r,
 def test_enqueue_to_unknown_queue_with_a_client_id_leaves_no_reverse_key(pinned, r):
     before = all_keys(r)
     with pytest.raises(NotFound):
-        pinned.enqueue("nope.default", [NewTask(b"{}", task_id="mine")])
+        pinned.tasks.enqueue("nope.default", [NewTask(b"{}", task_id="mine")])
     assert all_keys(r) == before
     assert not r.exists(keys.task_queue("mine"))
 
 
 def test_client_id_taken_in_another_queue_is_a_conflict_and_changes_nothing(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
     r.expire(keys.task_queue("job-1"), 1000)
     before = all_keys(r)
     with pytest.raises(Conflict) as caught:
-        pinned.enqueue("inference.high", [NewTask(b'{"second":2}', task_id="job-1")])
+        pinned.tasks.enqueue("inference.high", [NewTask(b'{"second":2}', task_id="job-1")])
     assert caught.value.messages == ["task already exists: job-1"]
     assert all_keys(r) == before
     assert r.hgetall(keys.task_queue("job-1")) == {b"queue": b"simple.default"}
@@ -240,18 +240,18 @@ def test_client_id_taken_in_another_queue_is_a_conflict_and_changes_nothing(pinn
 
 
 def test_client_id_taken_in_the_same_queue_is_a_conflict_and_keeps_the_hash(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
     r.hset(keys.task("simple.default", "job-1"), mapping={"state": "completed", "result": "42"})
     before = all_keys(r)
     with pytest.raises(Conflict):
-        pinned.enqueue("simple.default", [NewTask(b'{"second":2}', task_id="job-1")])
+        pinned.tasks.enqueue("simple.default", [NewTask(b'{"second":2}', task_id="job-1")])
     assert all_keys(r) == before
 
 
 def test_retry_of_an_enqueue_whose_answer_was_lost_after_the_claim_writes_the_task(pinned, r):
     r.hset(keys.task_queue("job-2"), "queue", "simple.default")  # claimed, then Redis stopped answering
 
-    (task,) = pinned.enqueue("simple.default", [NewTask(b'{"n":2}', task_id="job-2")])
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b'{"n":2}', task_id="job-2")])
 
     assert task.id == "job-2"
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [b"job-2"]
@@ -263,15 +263,15 @@ def test_client_id_whose_reverse_key_expired_but_hash_remains_is_a_conflict(pinn
     r.delete(keys.task_queue("old"))
     before = all_keys(r)
     with pytest.raises(Conflict):
-        pinned.enqueue("simple.default", [NewTask(b"{}", task_id="old")])
+        pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="old")])
     assert all_keys(r) == before
 
 
 def test_batch_with_one_taken_client_id_writes_nothing(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b"{}", task_id="taken")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="taken")])
     before = all_keys(r)
     with pytest.raises(Conflict) as caught:
-        pinned.enqueue("simple.default", [NewTask(b"{}", task_id="free-1"), NewTask(b"{}", task_id="taken"),
+        pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="free-1"), NewTask(b"{}", task_id="taken"),
                                           NewTask(b"{}", task_id="free-2")])
     assert caught.value.messages == ["task already exists: taken"]
     assert all_keys(r) == before
@@ -280,18 +280,18 @@ def test_batch_with_one_taken_client_id_writes_nothing(pinned, r):
 def test_batch_naming_the_same_client_id_twice_is_a_conflict_and_leaves_no_reverse_key(pinned, r):
     before = all_keys(r)
     with pytest.raises(Conflict):
-        pinned.enqueue("simple.default", [NewTask(b"1", task_id="twice"), NewTask(b"2", task_id="twice")])
+        pinned.tasks.enqueue("simple.default", [NewTask(b"1", task_id="twice"), NewTask(b"2", task_id="twice")])
     assert all_keys(r) == before
 
 
 def test_colliding_generated_id_is_a_conflict_and_keeps_the_first_task_findable(r, settings, store):
     same = Store(connect(settings), clock=lambda: NOW, new_id=lambda: "dup")
-    same.enqueue("simple.default", [NewTask(b'{"first":1}')])
+    same.tasks.enqueue("simple.default", [NewTask(b'{"first":1}')])
     before = all_keys(r)
     with pytest.raises(Conflict):
-        same.enqueue("simple.default", [NewTask(b'{"second":2}')])
+        same.tasks.enqueue("simple.default", [NewTask(b'{"second":2}')])
     assert all_keys(r) == before
-    assert same.get_task("dup").payload == {"first": 1}
+    assert same.tasks.get("dup").payload == {"first": 1}
 
 
 # --- paused queues and script reloads ------------------------------------------------------------
@@ -299,7 +299,7 @@ def test_colliding_generated_id_is_a_conflict_and_keeps_the_first_task_findable(
 
 def test_enqueue_to_a_paused_queue_goes_to_the_held_list(pinned, r):
     r.set(keys.paused("inference.high"), 1)
-    enqueued = pinned.enqueue("inference.high", [NewTask(b"1"), NewTask(b"2")])
+    enqueued = pinned.tasks.enqueue("inference.high", [NewTask(b"1"), NewTask(b"2")])
     assert [t.held for t in enqueued] == [True, True]
     assert r.lrange(keys.held("inference.high"), 0, -1) == [b"id-2", b"id-1"]
     assert not r.exists(keys.pending("inference.high"))
@@ -309,18 +309,18 @@ def test_enqueue_to_a_paused_queue_goes_to_the_held_list(pinned, r):
 
 def test_pausing_one_sub_queue_does_not_hold_its_sibling(pinned, r):
     r.set(keys.paused("inference.high"), 1)
-    (task,) = pinned.enqueue("inference.low", [NewTask(b"1")])
+    (task,) = pinned.tasks.enqueue("inference.low", [NewTask(b"1")])
     assert not task.held
     assert r.lrange(keys.pending("inference.low"), 0, -1) == [b"id-1"]
     assert not r.exists(keys.held("inference.low"))
 
 
 def test_enqueue_after_script_flush_reloads_the_script(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b"1")])
-    sha = pinned.scripts["enqueue"].sha
+    pinned.tasks.enqueue("simple.default", [NewTask(b"1")])
+    sha = pinned.db.scripts["enqueue"].sha
     r.script_flush()
     assert r.script_exists(sha) == [False]
-    pinned.enqueue("simple.default", [NewTask(b"2")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"2")])
     assert r.script_exists(sha) == [True]
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [b"id-2", b"id-1"]
     assert r.hget(keys.task("simple.default", "id-2"), "state") == b"pending"
@@ -328,7 +328,7 @@ def test_enqueue_after_script_flush_reloads_the_script(pinned, r):
 
 def test_enqueue_with_a_client_id_after_script_flush_is_not_a_conflict_with_itself(pinned, r):
     r.script_flush()
-    (task,) = pinned.enqueue("simple.default", [NewTask(b"1", task_id="once")])
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b"1", task_id="once")])
     assert task.id == "once"
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [b"once"]
     assert r.hget(keys.task_queue("once"), "queue") == b"simple.default"
@@ -336,7 +336,7 @@ def test_enqueue_with_a_client_id_after_script_flush_is_not_a_conflict_with_itse
 
 
 def test_script_sha_matches_what_redis_computes(store, r):
-    script = store.scripts["enqueue"]
+    script = store.db.scripts["enqueue"]
     assert r.script_load(script.source) == script.sha
 
 
@@ -344,8 +344,8 @@ def test_script_sha_matches_what_redis_computes(store, r):
 
 
 def test_get_task_right_after_enqueue(pinned):
-    (task,) = pinned.enqueue("inference.high", [NewTask(b'{"prompt":"hi"}', timeout=30)], max_retry=4)
-    got = pinned.get_task(task.id)
+    (task,) = pinned.tasks.enqueue("inference.high", [NewTask(b'{"prompt":"hi"}', timeout=30)], max_retry=4)
+    got = pinned.tasks.get(task.id)
     assert got.to_dict() == {
         "id": "id-1", "queue": "inference.high", "type": "inference.high", "state": "pending",
         "payload": {"prompt": "hi"}, "result": None, "last_err": None, "retried": 0, "max_retry": 4,
@@ -366,7 +366,7 @@ def test_get_task_right_after_enqueue(pinned):
 ])
 def test_get_task_result_is_the_stored_json_value(store, r, stored, expected):
     seed_task(r, "simple.default", "done", state="completed", result=stored, completed_at=NOW)
-    result = store.get_task("done").result
+    result = store.tasks.get("done").result
     assert result == expected
     assert type(result) is type(expected)
 
@@ -375,7 +375,7 @@ def test_get_task_of_a_completed_task(store, r):
     msg = TaskMessage(type="simple.default", payload=b'{"n":1}', id="done", queue="simple.default", retry=1)
     seed_task(r, "simple.default", "done", msg=msg, state="completed",
               result=b'"ok"', completed_at=NOW + 5, enqueued_at=NOW, active_timeout=60)
-    got = store.get_task("done")
+    got = store.tasks.get("done")
     assert (got.state, got.result, got.completed_at, got.enqueued_at, got.timeout) == (
         "completed", "ok", "2023-11-14T22:13:25Z", "2023-11-14T22:13:20Z", 60)
 
@@ -384,14 +384,14 @@ def test_get_task_completed_at_from_msg_field_13_when_the_hash_lacks_it(store, r
     seed_task(r, "simple.default", "done", state="completed")
     r.hset(keys.task("simple.default", "done"), "msg",
            r.hget(keys.task("simple.default", "done"), "msg") + b"\x68" + protobuf.varint(NOW + 9))
-    assert store.get_task("done").completed_at == "2023-11-14T22:13:29Z"
+    assert store.tasks.get("done").completed_at == "2023-11-14T22:13:29Z"
 
 
 def test_get_task_last_err_comes_from_the_hash_not_msg_field_7(store, r):
     msg = TaskMessage(type="simple.default", payload=b"{}", id="bad", queue="simple.default", error_msg="from msg")
     seed_task(r, "simple.default", "bad", msg=msg, state="archived", error_msg="permanent failure: boom",
               last_failed_at=NOW + 3)
-    got = store.get_task("bad")
+    got = store.tasks.get("bad")
     assert (got.state, got.last_err, got.last_failed_at) == ("archived", "permanent failure: boom",
                                                              "2023-11-14T22:13:23Z")
 
@@ -399,7 +399,7 @@ def test_get_task_last_err_comes_from_the_hash_not_msg_field_7(store, r):
 def test_get_task_without_error_msg_has_no_last_err(store, r):
     msg = TaskMessage(type="simple.default", payload=b"{}", id="r1", queue="simple.default", error_msg="from msg")
     seed_task(r, "simple.default", "r1", msg=msg, state="retry")
-    assert store.get_task("r1").last_err is None
+    assert store.tasks.get("r1").last_err is None
 
 
 @pytest.mark.parametrize("in_msg, in_hash, expected", [(2, 1, 2), (0, 3, 3), (4, None, 4), (0, None, 0)])
@@ -407,55 +407,55 @@ def test_get_task_retried_is_the_larger_of_msg_and_hash(store, r, in_msg, in_has
     msg = TaskMessage(type="simple.default", payload=b"{}", id="r", queue="simple.default", retry=5, retried=in_msg)
     fields = {"state": "retry"} if in_hash is None else {"state": "retry", "retried": in_hash}
     seed_task(r, "simple.default", "r", msg=msg, **fields)
-    got = store.get_task("r")
+    got = store.tasks.get("r")
     assert (got.retried, got.max_retry) == (expected, 5)
 
 
 def test_get_task_next_process_at_is_the_retry_score(store, r):
     seed_task(r, "simple.default", "r", state="retry", retried=1, last_failed_at=NOW)
     r.zadd(keys.retry("simple.default"), {"r": NOW + 160})
-    assert store.get_task("r").next_process_at == "2023-11-14T22:16:00Z"
+    assert store.tasks.get("r").next_process_at == "2023-11-14T22:16:00Z"
 
 
 def test_get_task_reads_asynq_nanosecond_pending_since(store, r):
     seed_task(r, "simple.default", "ns", state="pending", pending_since=NOW * 10**9 + 123)
-    assert store.get_task("ns").enqueued_at == "2023-11-14T22:13:20Z"
+    assert store.tasks.get("ns").enqueued_at == "2023-11-14T22:13:20Z"
 
 
 def test_get_task_enqueued_at_survives_the_worker_deleting_pending_since(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b"{}")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     r.hdel(keys.task("simple.default", "id-1"), "pending_since")
     r.hset(keys.task("simple.default", "id-1"), "state", "active")
-    got = pinned.get_task("id-1")
+    got = pinned.tasks.get("id-1")
     assert (got.state, got.enqueued_at) == ("active", "2023-11-14T22:13:20Z")
 
 
 def test_get_task_whose_hash_is_gone_is_not_found(pinned, r):
-    pinned.enqueue("simple.default", [NewTask(b"{}")])
+    pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     r.delete(keys.task("simple.default", "id-1"))
     assert r.exists(keys.task_queue("id-1"))
     with pytest.raises(NotFound) as caught:
-        pinned.get_task("id-1")
+        pinned.tasks.get("id-1")
     assert caught.value.messages == ["task not found: id-1"]
 
 
 def test_get_task_of_an_unknown_id_is_not_found(store):
     with pytest.raises(NotFound):
-        store.get_task("never-enqueued")
+        store.tasks.get("never-enqueued")
 
 
 def test_get_task_in_the_wrong_queue_is_not_found(pinned):
-    pinned.enqueue("inference.high", [NewTask(b"{}")])
-    assert pinned.get_task("id-1", "inference.high").queue == "inference.high"
+    pinned.tasks.enqueue("inference.high", [NewTask(b"{}")])
+    assert pinned.tasks.get("id-1", "inference.high").queue == "inference.high"
     with pytest.raises(NotFound):
-        pinned.get_task("id-1", "inference.low")
+        pinned.tasks.get("id-1", "inference.low")
 
 
 def test_get_task_with_an_unparsable_msg_still_reports_state(store, r):
     r.hset(keys.task("simple.default", "broken"), mapping={"msg": b"\x0b\x00", "state": "archived",
                                                             "error_msg": "x"})
     r.hset(keys.task_queue("broken"), "queue", "simple.default")
-    got = store.get_task("broken")
+    got = store.tasks.get("broken")
     assert (got.state, got.type, got.payload, got.last_err) == ("archived", "simple.default", None, "x")
 
 
@@ -478,36 +478,36 @@ def test_put_configs_writes_the_configs_hash_and_one_config_hash_per_sub_queue(s
 
 
 def test_get_and_list_configs_read_back_what_was_put(store, queues):
-    assert store.get_config("inference") == queues["inference"]
-    assert store.get_config("nope") is None
-    assert store.list_configs() == [queues["inference"], queues["simple"]]
+    assert store.configs.get("inference") == queues["inference"]
+    assert store.configs.get("nope") is None
+    assert store.configs.all() == [queues["inference"], queues["simple"]]
 
 
 def test_new_config_version_drops_a_sub_queue_but_keeps_its_tasks(pinned, r, queues):
-    pinned.enqueue("inference.low", [NewTask(b'{"keep":1}')])
+    pinned.tasks.enqueue("inference.low", [NewTask(b'{"keep":1}')])
     task_hash = r.hgetall(keys.task("inference.low", "id-1"))
     new = dict(queues["inference"], sub_queues=[{"name": "high", "priority": 10}, {"name": "bulk", "priority": 1}])
-    pinned.put_configs({"inference": new})
+    pinned.configs.put({"inference": new})
     assert not r.exists(keys.queue_config("inference.low"))
     assert r.hget(keys.queue_config("inference.bulk"), "timeout") == b"300"
     assert r.exists(keys.queue_config("inference.high"))
     assert json.loads(r.hget(keys.CONFIGS, "inference"))["sub_queues"] == new["sub_queues"]
     assert r.exists(keys.queue_config("simple.default"))
     with pytest.raises(NotFound):
-        pinned.enqueue("inference.low", [NewTask(b"{}")])
+        pinned.tasks.enqueue("inference.low", [NewTask(b"{}")])
     assert r.hgetall(keys.task("inference.low", "id-1")) == task_hash
     assert r.lrange(keys.pending("inference.low"), 0, -1) == [b"id-1"]
-    assert pinned.get_task("id-1").payload == {"keep": 1}
+    assert pinned.tasks.get("id-1").payload == {"keep": 1}
 
 
 def test_changed_queue_defaults_apply_to_the_next_enqueue(pinned, r, queues):
-    pinned.put_configs({"simple": dict(queues["simple"], max_retry=6, timeout=77, result_ttl=5)})
-    (task,) = pinned.enqueue("simple.default", [NewTask(b"{}")])
+    pinned.configs.put({"simple": dict(queues["simple"], max_retry=6, timeout=77, result_ttl=5)})
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     stored = r.hgetall(keys.task("simple.default", task.id))
     assert (stored[b"active_timeout"], stored[b"ttl_completed"]) == (b"77", b"5")
     assert protobuf.decode(stored[b"msg"]).retry == 6
 
 
 def test_put_configs_with_nothing_writes_nothing(r, settings):
-    Store(connect(settings)).put_configs({})
+    Store(connect(settings)).configs.put({})
     assert r.keys("*") == []

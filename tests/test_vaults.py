@@ -117,7 +117,7 @@ def vault_with(api, name: str, entries: dict[str, str]) -> None:
 
 
 def add_queue(store, name: str, **deployment) -> None:
-    store.put_configs({name: runqy_config.normalize_queue(name, {"deployment": {**DEPLOYMENT, **deployment}})})
+    store.configs.put({name: runqy_config.normalize_queue(name, {"deployment": {**DEPLOYMENT, **deployment}})})
 
 
 def register(api, queue: str, headers=WORKER):

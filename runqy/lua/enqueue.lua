@@ -17,7 +17,8 @@
 -- ARGV[2]       -> max_retry for every task; "" = the queue's default
 -- ARGV[3]       -> Q, the queue name the reverse keys hold
 -- ARGV[4]       -> lifetime of a reverse key, seconds
--- ARGV[2+3i], ARGV[3+3i], ARGV[4+3i] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
+-- ARGV[5]       -> the reverse key's field that holds Q ('queue')
+-- ARGV[3+3i], ARGV[4+3i], ARGV[5+3i] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
 --
 -- Returns {held, max_retry, default_timeout} where held is 1 when the queue is paused, or
 --   {-1}     the queue has no config
@@ -35,7 +36,7 @@ for i = 1, n do
   if redis.call('EXISTS', KEYS[5 + i]) == 1 then
     return {-2, i}
   end
-  local owner = redis.call('HGET', KEYS[5 + n + i], 'queue')
+  local owner = redis.call('HGET', KEYS[5 + n + i], ARGV[5])
   if owner and owner ~= queue then
     return {-2, i}
   end
@@ -71,9 +72,9 @@ end
 
 local reverse_ttl = ARGV[4]
 for i = 1, n do
-  local a = 2 + 3 * i
+  local a = 3 + 3 * i
   local timeout = tonumber(ARGV[a + 2]) or default_timeout
-  redis.call('HSET', KEYS[5 + n + i], 'queue', queue)
+  redis.call('HSET', KEYS[5 + n + i], ARGV[5], queue)
   redis.call('EXPIRE', KEYS[5 + n + i], reverse_ttl)
   redis.call('HSET', KEYS[5 + i],
     'msg', ARGV[a + 1] .. retry_field .. int_field(0x40, timeout) .. retention_field,

@@ -8,9 +8,8 @@ import falcon
 from runqy import config, validation
 from runqy.config import Settings
 from runqy.resources import Resource, read_json
-from runqy.resources.vaults import VAULT_REF
 from runqy.store import Store
-from runqy.vault import mask
+from runqy.vault import VAULT_REF, mask
 
 
 def public_config(queue: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -25,13 +24,13 @@ class Configs(Resource):
     """GET lists every queue config; POST creates one (``?force=true`` replaces it)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        configs = [public_config(c) for c in self._store.list_configs()]
+        configs = [public_config(c) for c in self._store.configs.all()]
         resp.media = {"configs": configs, "count": len(configs)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         force = req.get_param_as_bool("force") or False
         queue = config.queue_from_body(read_json(req))
-        created = bool(self._store.put_configs({queue["name"]: queue}, replace=force))
+        created = bool(self._store.configs.put({queue["name"]: queue}, replace=force))
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"config": public_config(queue), "created": created}
 
@@ -41,7 +40,7 @@ class Config(Resource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         validation.check_param("name_part", name, "name")
-        self._store.delete_config(name)
+        self._store.configs.delete(name)
         resp.media = {"name": name, "deleted": True}
 
 
@@ -57,6 +56,6 @@ class Reload(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         queues, failures = config.load_dir(self._dir)
-        self._store.put_yaml_configs(queues)
+        self._store.configs.put_yaml(queues)
         resp.media = {"loaded": sorted(queues), "count": len(queues),
                       "errors": {Path(path).name: messages for path, messages in failures.items()}}

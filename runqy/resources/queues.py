@@ -5,6 +5,7 @@ from typing import Any
 import falcon
 
 from runqy import defaults, validation
+from runqy.queue_names import is_sub_queue, parent_of
 from runqy.resources import Resource
 from runqy.resources.configs import public_config
 from runqy.store import QueueStats, Store
@@ -42,7 +43,7 @@ class Queues(Resource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         limit, offset = page_params(req, default_limit=defaults.MAX_PAGE)
-        total, queues = self._store.list_queues(limit, offset)
+        total, queues = self._store.queues.page(limit, offset)
         resp.media = {"queues": [q.to_dict() for q in queues], "count": len(queues), "total": total,
                       "limit": limit, "offset": offset}
 
@@ -51,10 +52,10 @@ class Queue(Resource):
     """GET /api/cli/queues/{queue}: statistics (summed over a parent's sub-queues) and config."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
-        subs = self._store.queue_stats(self._store.resolve_queues(queue_param(queue)))
-        config = self._store.get_config(queue.partition(".")[0])
+        subs = self._store.queues.stats(self._store.queues.resolve(queue_param(queue)))
+        config = self._store.configs.get(parent_of(queue))
         answer = summary(queue, subs)
-        if config and "." not in queue:
+        if config and not is_sub_queue(queue):
             answer["priority"] = config["priority"]
         resp.media = {**answer, "sub_queues": [s.to_dict() for s in subs], "config": public_config(config)}
 
@@ -67,6 +68,6 @@ class Pause(Resource):
         self._paused = paused
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
-        moved = self._store.pause(queue_param(queue), self._paused)
+        moved = self._store.queues.pause(queue_param(queue), self._paused)
         resp.media = {"queue": queue, "paused": self._paused,
                       "sub_queues": [{"name": q, "moved": n} for q, n in moved.items()]}

@@ -4,11 +4,13 @@ from typing import Any
 
 import falcon
 
-from runqy import jsontext, keys, validation
-from runqy.config import full_queue_name, whole
-from runqy.errors import NotFound, ValidationError
+from runqy import jsontext, validation
+from runqy.config import whole
+from runqy.errors import TaskNotFound, ValidationError
+from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
 from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
+from runqy.states import TASK_STATES
 from runqy.store import Enqueued, NewTask
 
 #: Keys of an enqueue body that are never part of a flat payload.
@@ -41,7 +43,7 @@ class Enqueue(Resource):
         _refuse_unsupported(body)
         payload = body["data"] if "data" in body else {k: v for k, v in body.items() if k not in RESERVED}
         task = NewTask(dump_payload(payload), whole(body.get("timeout")), body.get("task_id"))
-        (enqueued,) = self._store.enqueue(full_queue_name(body["queue"]), [task], whole(body.get("max_retry")))
+        (enqueued,) = self._store.tasks.enqueue(full_queue_name(body["queue"]), [task], whole(body.get("max_retry")))
         resp.media = {"info": info(enqueued)}
 
 
@@ -60,7 +62,7 @@ class EnqueueBatch(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
         tasks = [_batch_task(i, job, whole(body.get("timeout"))) for i, job in enumerate(body["jobs"])]
-        enqueued = self._store.enqueue(full_queue_name(body["queue"]), tasks, whole(body.get("max_retry")))
+        enqueued = self._store.tasks.enqueue(full_queue_name(body["queue"]), tasks, whole(body.get("max_retry")))
         resp.media = {"enqueued": len(enqueued), "failed": 0,
                       "task_ids": [task.id for task in enqueued], "errors": []}
 
@@ -73,8 +75,8 @@ class TaskStatus(Resource):
         if queue_name is not None:
             queue = full_queue_name(queue_param(queue_name))
         if len(task_id) > _MAX_ID_LENGTH:
-            raise NotFound("task not found: %s..." % task_id[:_MAX_ID_LENGTH])
-        resp.media = {"info": self._store.get_task(task_id, queue).to_dict()}
+            raise TaskNotFound(task_id[:_MAX_ID_LENGTH] + "...")
+        resp.media = {"info": self._store.tasks.get(task_id, queue).to_dict()}
 
 
 class QueueTasks(Resource):
@@ -82,11 +84,11 @@ class QueueTasks(Resource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         state = req.get_param("state") or "pending"
-        if state not in keys.TASK_STATES:
-            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(keys.TASK_STATES)))
+        if state not in TASK_STATES:
+            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(TASK_STATES)))
         limit, offset = page_params(req)
-        full = self._store.one_queue(queue_param(queue))
-        total, tasks = self._store.list_tasks(full, state, limit, offset)
+        full = self._store.queues.one(queue_param(queue))
+        total, tasks = self._store.tasks.page(full, state, limit, offset)
         resp.media = {"queue": full, "state": state, "total": total, "limit": limit, "offset": offset,
                       "tasks": [t.to_dict() for t in tasks]}
 
@@ -97,18 +99,18 @@ class QueueTask(Resource):
     def _queue(self, queue: str, task_id: str) -> str:
         """The sub-queue of the task: a parent name stands for whichever of its sub-queues holds it."""
         queue = queue_param(queue)
-        if "." not in queue:
-            found = self._store.task_queue(task_id)
-            if found and found.partition(".")[0] == queue:
+        if not is_sub_queue(queue):
+            found = self._store.tasks.queue_of(task_id)
+            if found and parent_of(found) == queue:
                 return found
         return full_queue_name(queue)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
-        resp.media = {"task": self._store.get_task(task_id, self._queue(queue, task_id)).to_dict()}
+        resp.media = {"task": self._store.tasks.get(task_id, self._queue(queue, task_id)).to_dict()}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
         full = self._queue(queue, task_id)
-        self._store.delete_task(full, task_id)
+        self._store.tasks.delete(full, task_id)
         resp.media = {"id": task_id, "queue": full, "deleted": True}
 
 
@@ -116,7 +118,7 @@ class CancelTask(Resource):
     """DELETE /api/cli/tasks/{task_id}: archive as canceled, or ask a running task to stop."""
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, task_id: str) -> None:
-        queue, canceled = self._store.cancel_task(task_id)
+        queue, canceled = self._store.tasks.cancel(task_id)
         if canceled:
             resp.media = {"id": task_id, "queue": queue, "state": "archived", "canceled": True}
             return

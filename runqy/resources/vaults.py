@@ -9,7 +9,6 @@ from typing import Any
 import falcon
 
 from runqy import validation
-from runqy.errors import Conflict, Unavailable
 from runqy.resources import Resource, read_json
 from runqy.store import Store
 from runqy.vault import Cipher, check_entry_key, mask
@@ -38,7 +37,7 @@ class _VaultResource(Resource):
         return name
 
     def _entries(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        meta, entries = self._store.get_vault(self._name(name))
+        meta, entries = self._store.vaults.get(self._name(name))
         self._cipher.verify(name, meta)
         return meta, [_entry(self._cipher, name, key, stored) for key, stored in entries.items()]
 
@@ -48,13 +47,13 @@ class Vaults(_VaultResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._cipher.require()
-        vaults = [{**_public(meta), "entry_count": count} for meta, count in self._store.list_vaults()]
+        vaults = [{**_public(meta), "entry_count": count} for meta, count in self._store.vaults.all()]
         resp.media = {"vaults": vaults, "count": len(vaults)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._cipher.require()
         body = read_json(req, "vault")
-        meta = self._store.create_vault(body["name"], body.get("description", ""),
+        meta = self._store.vaults.create(body["name"], body.get("description", ""),
                                         self._cipher.check_value(body["name"]))
         resp.status = falcon.HTTP_201
         resp.media = {**_public(meta), "entry_count": 0}
@@ -68,7 +67,7 @@ class Vault(_VaultResource):
         resp.media = {**_public(meta), "entry_count": len(entries), "entries": entries}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        self._store.delete_vault(self._name(name))
+        self._store.vaults.delete(self._name(name))
         resp.media = {"name": name, "deleted": True}
 
 
@@ -80,12 +79,12 @@ class VaultEntries(_VaultResource):
         resp.media = {"vault": name, "entries": entries, "count": len(entries)}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        self._cipher.verify(name, self._store.get_vault_meta(self._name(name)))
+        self._cipher.verify(name, self._store.vaults.meta(self._name(name)))
         body = read_json(req, "vault_entry")
         check_entry_key(body["key"])
         secret = body.get("is_secret", True)
         stored = {"value": self._cipher.encrypt(name, body["key"], body["value"]), "is_secret": secret}
-        created, stored = self._store.put_vault_entry(name, body["key"], stored)
+        created, stored = self._store.vaults.put_entry(name, body["key"], stored)
         resp.status = falcon.HTTP_201 if created else falcon.HTTP_200
         resp.media = {"vault": name, "created": created, **_entry(self._cipher, name, body["key"], stored)}
 
@@ -94,42 +93,6 @@ class VaultEntry(_VaultResource):
     """DELETE /api/vaults/{name}/entries/{key}."""
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str, key: str) -> None:
-        self._store.delete_vault_entry(self._name(name), key)
+        self._store.vaults.delete_entry(self._name(name), key)
         resp.media = {"vault": name, "key": key, "deleted": True}
 
-
-VAULT_REF = "vault://"
-
-
-def deployment_secrets(store: Store, cipher: Cipher, queue: str,
-                       deployment: dict[str, Any]) -> tuple[dict[str, str], str]:
-    """The register answer's ``vaults`` and ``git_token`` for one queue's deployment.
-
-    ``vaults`` merges the decrypted entries of every vault the deployment names,
-    later vaults overriding earlier keys; a ``git_token`` of the form
-    ``vault://<vault>/<key>`` is resolved. Anything missing is an error, never a
-    partial answer.
-    """
-    names = list(deployment.get("vaults") or [])
-    token = deployment.get("git_token") or ""
-    token_ref = token[len(VAULT_REF):].partition("/") if token.startswith(VAULT_REF) else None
-    wanted = list(dict.fromkeys(names + ([token_ref[0]] if token_ref else [])))
-    if not wanted:
-        return {}, token
-    if not cipher.enabled:
-        raise Unavailable("queue %s needs vaults %s, but %s" % (queue, ", ".join(wanted), cipher.problem))
-    found = dict(zip(wanted, store.get_vaults(wanted)))
-    missing = sorted(name for name, entries in found.items() if entries is None)
-    if missing:
-        raise Conflict("queue %s names vaults that do not exist: %s" % (queue, ", ".join(missing)))
-    merged = {}
-    for name in names:
-        for key, stored in sorted(found[name].items()):
-            merged[key] = cipher.decrypt(name, key, stored["value"])
-    if token_ref:
-        vault, _, key = token_ref
-        if key not in found[vault]:
-            raise Conflict("queue %s: git_token refers to %s%s/%s, which does not exist"
-                           % (queue, VAULT_REF, vault, key))
-        token = cipher.decrypt(vault, key, found[vault][key]["value"])
-    return merged, token

@@ -6,11 +6,11 @@ import falcon
 
 from runqy import defaults
 from runqy.config import Settings, sub_queues
-from runqy.errors import NotFound
+from runqy.errors import QueueNotFound
+from runqy.queue_names import is_sub_queue
 from runqy.resources import Resource, read_json
-from runqy.resources.vaults import deployment_secrets
 from runqy.store import Store
-from runqy.vault import Cipher
+from runqy.vault import Cipher, deployment_secrets
 
 _DEPLOYMENT_DEFAULTS = {"code_path": "", "startup_timeout_secs": 0, "requirements_file": "", "vaults": []}
 
@@ -23,9 +23,10 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     that every sub-queue is polled.
     """
     subs = sub_queues(config)
-    if "." in requested:
+    one = is_sub_queue(requested)
+    if one:
         if requested not in subs:
-            raise NotFound("queue not found: %s" % requested)
+            raise QueueNotFound(requested)
         subs = {requested: subs[requested]}
     listed = [{"name": name, "priority": priority}
               for name, priority in sorted(subs.items(), key=lambda item: (-item[1], item[0]))]
@@ -34,7 +35,7 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     answer = {
         "redis": {"addr": settings.worker_redis_addr, "password": settings.redis_password,
                   "db": settings.redis_db, "use_tls": settings.redis_tls},
-        "queue": {"name": requested, "priority": listed[0]["priority"] if "." in requested else config["priority"],
+        "queue": {"name": requested, "priority": listed[0]["priority"] if one else config["priority"],
                   "mode": config["mode"]},
         "sub_queues": listed,
         "deployment": deployment,
@@ -56,8 +57,8 @@ class Register(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "register")
         requested = body["queue"]
-        config = self._store.config_of(requested)
-        vaults, git_token = deployment_secrets(self._store, self._cipher, requested, config["deployment"])
+        config = self._store.configs.of(requested)
+        vaults, git_token = deployment_secrets(self._store.vaults, self._cipher, requested, config["deployment"])
         resp.media = registration(self._settings, config, requested, vaults, git_token)
 
 
@@ -65,7 +66,7 @@ class Workers(Resource):
     """GET /api/cli/workers: workers from their heartbeat hashes."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        workers = [w.to_dict() for w in self._store.list_workers()]
+        workers = [w.to_dict() for w in self._store.workers.all()]
         resp.media = {"workers": workers, "count": len(workers)}
 
 
@@ -73,5 +74,5 @@ class WorkerDetail(Resource):
     """GET /api/cli/workers/{worker_id}: one worker and its recent log lines."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, worker_id: str) -> None:
-        worker, logs = self._store.get_worker(worker_id, defaults.WORKER_LOG_LINES)
+        worker, logs = self._store.workers.get(worker_id, defaults.WORKER_LOG_LINES)
         resp.media = {**worker.to_dict(), "logs": logs}

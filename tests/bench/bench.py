@@ -100,7 +100,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from runqy import config, keys, protobuf  # noqa: E402
+from runqy import config, defaults, keys, protobuf, queue_names  # noqa: E402
 from runqy.store import Store  # noqa: E402
 from tests import worker_sim  # noqa: E402
 
@@ -124,7 +124,7 @@ BIG_BATCH_BODY = json.dumps({"queue": "simple",
 PAYLOAD = json.dumps({"prompt": "hello world", "n": 1}, separators=(",", ":")).encode()
 #: what the simulated worker's handler returned for each task the GET phase reads
 TASK_RESULT = {"text": "hello world, answered", "tokens": 4, "finish_reason": "stop"}
-QUEUE = config.full_queue_name("simple")
+QUEUE = queue_names.full_queue_name("simple")
 
 
 class Interrupted(Exception):
@@ -260,7 +260,7 @@ class RedisServer:
         queues, failures = config.load_dir(ROOT / "config")
         if failures:
             raise RuntimeError("config/ does not load: %s" % failures)
-        Store(self.client).put_configs(queues)
+        Store(self.client).configs.put(queues)
 
 
 @dataclass
@@ -510,12 +510,12 @@ def _direct_writer(port: int, seconds: float, one_script_per_batch: bool, worker
     """Tasks written by one redis-py client in ``seconds``: runqy's records, pipelines of BATCH tasks."""
     client = redis.Redis(port=port)
     run_id = os.urandom(4).hex()
-    sha = client.script_load(Store(client).scripts["enqueue"].source)
+    sha = client.script_load(Store(client).db.scripts["enqueue"].source)
     head = [keys.queue_config(QUEUE), keys.pending(QUEUE), keys.held(QUEUE), keys.paused(QUEUE), keys.QUEUES]
 
     def enqueue(pipe: redis.client.Pipeline, ids: list[str], now: int) -> None:
         """One call of the enqueue script, with the keys and arguments Store.enqueue gives it."""
-        args: list[Any] = [now, "", QUEUE, 30 * 24 * 3600]
+        args: list[Any] = [now, "", QUEUE, defaults.TASK_QUEUE_TTL, keys.TASK_QUEUE_FIELD]
         for task_id in ids:
             args += [task_id, protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), ""]
         pipe.evalsha(sha, len(head) + 2 * len(ids), *head, *(keys.task(QUEUE, i) for i in ids),
@@ -989,21 +989,21 @@ def components(store: Store, ids: list[str]) -> list[tuple[str, Callable[[int], 
     from runqy.store import NewTask
 
     body, batch_body = json.loads(ENQUEUE_BODY), json.loads(BATCH_BODY)
-    task = store.get_task(ids[0])
+    task = store.tasks.get(ids[0])
     return [
         ("json.loads(enqueue body)", lambda k: json.loads(ENQUEUE_BODY), 1),
         ("validate(enqueue)", lambda k: validation.validate("enqueue", body), 1),
-        ("store.enqueue(1 task), Redis included", lambda k: store.enqueue(QUEUE, [NewTask(PAYLOAD)]), 1),
+        ("store.tasks.enqueue(1 task), Redis included", lambda k: store.tasks.enqueue(QUEUE, [NewTask(PAYLOAD)]), 1),
         ("json.dumps(small response)", lambda k: json.dumps({"info": {"id": ids[0], "queue": QUEUE}}), 1),
-        ("store.task_queue(id): HGET", lambda k: store.task_queue(ids[k % len(ids)]), 1),
-        ("store.get_task(id, queue): pipeline", lambda k: store.get_task(ids[k % len(ids)], QUEUE), 1),
-        ("store.get_task(id): both round trips", lambda k: store.get_task(ids[k % len(ids)]), 1),
+        ("store.tasks.queue_of(id): HGET", lambda k: store.tasks.queue_of(ids[k % len(ids)]), 1),
+        ("store.tasks.get(id, queue): pipeline", lambda k: store.tasks.get(ids[k % len(ids)], QUEUE), 1),
+        ("store.tasks.get(id): both round trips", lambda k: store.tasks.get(ids[k % len(ids)]), 1),
         ("Task.to_dict() (dataclasses.asdict)", lambda k: task.to_dict(), 1),
         ("json.loads(batch body)", lambda k: json.loads(BATCH_BODY), 20),
         ("validate(enqueue_batch, 100 jobs)", lambda k: validation.validate("enqueue_batch", batch_body), 20),
         ("100 x dump_payload", lambda k: [dump_payload(j) for j in batch_body["jobs"]], 20),
-        ("store.enqueue(100 tasks), Redis included",
-         lambda k: store.enqueue(QUEUE, [NewTask(PAYLOAD) for _ in range(BATCH)]), 20),
+        ("store.tasks.enqueue(100 tasks), Redis included",
+         lambda k: store.tasks.enqueue(QUEUE, [NewTask(PAYLOAD) for _ in range(BATCH)]), 20),
     ]
 
 

@@ -1,0 +1,40 @@
+"""The only code that talks to Redis: one object per noun, no HTTP here.
+
+``Store`` gathers them: ``store.tasks``, ``store.queues``, ``store.configs``,
+``store.workers``, ``store.vaults``, each in the module of its name. Keys come
+from :mod:`runqy.keys`; multi-key writes are the Lua scripts of ``runqy/lua``,
+loaded once and called by SHA (see :mod:`runqy.store.plumbing`), so that every
+hot path is one round trip.
+"""
+
+import time
+from typing import Callable
+
+import redis
+
+from runqy.store.configs import Configs
+from runqy.store.connection import connect
+from runqy.store.plumbing import Plumbing
+from runqy.store.queues import Queues
+from runqy.store.records import Enqueued, NewTask, QueueStats, Task, Worker, rfc3339, uuid4
+from runqy.store.tasks import Tasks
+from runqy.store.vaults import Vaults
+from runqy.store.workers import Workers
+
+__all__ = ["Store", "connect", "Enqueued", "NewTask", "QueueStats", "Task", "Worker", "rfc3339", "uuid4"]
+
+
+class Store:
+    """Redis, by noun. ``clock`` and ``new_id`` are injected so tests can pin time and ids."""
+
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = uuid4):
+        self.db = Plumbing(client, clock=clock, new_id=new_id)
+        self.configs = Configs(self.db)
+        self.tasks = Tasks(self.db, self.configs)
+        self.queues = Queues(self.db, self.configs)
+        self.workers = Workers(self.db)
+        self.vaults = Vaults(self.db)
+
+    def ping(self) -> bool:
+        return bool(self.db.client.ping())

@@ -1,0 +1,90 @@
+"""Queues: which exist, their statistics, pausing (docs/product.md §5)."""
+
+import json
+import time
+
+import redis
+
+from runqy import keys
+from runqy.config import sub_queues
+from runqy.errors import ValidationError
+from runqy.queue_names import is_sub_queue, parent_of
+from runqy.store.configs import Configs
+from runqy.store.plumbing import Plumbing
+from runqy.store.records import QueueStats, to_int
+
+
+class Queues:
+    def __init__(self, db: Plumbing, configs: Configs):
+        self._db = db
+        self._configs = configs
+
+    def _known(self) -> dict[str, int | None]:
+        """Every configured sub-queue and every queue in ``asynq:queues``, with its priority."""
+        pipe = self._db.client.pipeline(transaction=False)
+        pipe.hgetall(keys.CONFIGS)
+        pipe.smembers(keys.QUEUES)
+        configs, members = pipe.execute()
+        known: dict[str, int | None] = {m.decode(): None for m in members}
+        for raw in configs.values():
+            known.update(sub_queues(json.loads(raw)))
+        return known
+
+    def resolve(self, name: str) -> dict[str, int | None]:
+        """The sub-queues ``name`` stands for, with their priorities: itself when a full
+        sub-queue name, else all of its parent's."""
+        known = self._known()
+        if is_sub_queue(name):
+            found = {name: known[name]} if name in known else {}
+        else:
+            found = {q: p for q, p in known.items() if parent_of(q) == name}
+        if not found:
+            raise self._configs.unknown_queue(name)
+        return dict(sorted(found.items()))
+
+    def one(self, name: str) -> str:
+        """The one sub-queue ``name`` stands for; a parent with several sub-queues is ambiguous."""
+        queues = list(self.resolve(name))
+        if len(queues) > 1:
+            raise ValidationError("queue: %s has sub-queues %s; name one of them" % (name, ", ".join(queues)))
+        return queues[0]
+
+    def stats(self, queues: dict[str, int | None]) -> list[QueueStats]:
+        """Statistics of ``queues`` (name -> priority), read in one pipeline."""
+        now = self._db.now()
+        today = time.strftime("%Y-%m-%d", time.gmtime(now))
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for q in queues:
+                self._db.queue_script(pipe, "queue_stats", [
+                    keys.pending(q), keys.held(q), keys.active(q), keys.scheduled(q), keys.retry(q),
+                    keys.archived(q), keys.completed(q), keys.paused(q), keys.processed(q), keys.failed(q),
+                    keys.processed(q, today), keys.failed(q, today)], [keys.task_prefix(q)])
+
+        stats = []
+        for (q, priority), reply in zip(queues.items(), self._db.replies(fill)):
+            counts = [int(v) for v in reply[:12]]
+            since = to_int(reply[12])
+            if since > 1e12:
+                since //= 10**9
+            stats.append(QueueStats(q, priority, *counts[:7], bool(counts[7]), *counts[8:],
+                                    latency_seconds=max(0, now - since) if since else 0))
+        return stats
+
+    def page(self, limit: int, offset: int = 0) -> tuple[int, list[QueueStats]]:
+        """One page of every known queue, by name, with its statistics; and how many there are."""
+        known = sorted(self._known().items())
+        return len(known), self.stats(dict(known[offset:offset + limit]))
+
+    def pause(self, name: str, paused: bool) -> dict[str, int]:
+        """Pause or unpause ``name`` (every sub-queue of a parent); ids moved per sub-queue."""
+        queues = list(self.resolve(name))
+        flag = self._db.now() if paused else ""
+
+        def fill(pipe: redis.client.Pipeline) -> None:
+            for q in queues:
+                lists = [keys.pending(q), keys.held(q)]
+                self._db.queue_script(pipe, "move_pending", (lists if paused else lists[::-1]) + [keys.paused(q)],
+                                      [flag])
+
+        return dict(zip(queues, map(int, self._db.replies(fill))))
