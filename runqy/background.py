@@ -54,8 +54,12 @@ class Loop:
         return self._pid == _pid and self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        """Run in this process from now on (registered so that :func:`stop_all` stops it)."""
+        """Run in this process from now on, instead of any other loop of the same name (registered
+        so that :func:`stop_all` stops it)."""
         with _lock:
+            previous = _LOOPS.get(self.name)
+            if previous is not None and previous is not self:
+                previous.stop()
             _LOOPS[self.name] = self
             if self.running:
                 return

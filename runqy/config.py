@@ -26,10 +26,10 @@ class Settings:
     api_key: str
     worker_api_key: str = ""
     client_api_key: str = ""
-    redis_host: str = "localhost"
-    redis_port: int = 6379
+    redis_host: str = defaults.REDIS_HOST
+    redis_port: int = defaults.REDIS_PORT
     redis_password: str = field(default="", repr=False)
-    redis_db: int = 0
+    redis_db: int = defaults.REDIS_DB
     redis_tls: bool = False
     redis_public_addr: str = ""
     config_dir: str = defaults.CONFIG_DIR
@@ -100,16 +100,16 @@ def _redis_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
             raise ConfigError("REDIS_URL must look like redis[s]://[:password@]host:port/db")
         try:
-            db = int(parsed.path.lstrip("/") or 0)
-            port = parsed.port or 6379
+            db = int(parsed.path.lstrip("/") or defaults.REDIS_DB)
+            port = parsed.port or defaults.REDIS_PORT
         except ValueError:
             raise ConfigError("REDIS_URL has an invalid port or database number") from None
         return {"redis_host": parsed.hostname, "redis_port": port, "redis_db": db,
                 "redis_password": unquote(parsed.password or ""), "redis_tls": parsed.scheme == "rediss"}
-    return {"redis_host": env.get("REDIS_HOST", "localhost"),
-            "redis_port": _int(env, "REDIS_PORT", 6379),
+    return {"redis_host": env.get("REDIS_HOST", defaults.REDIS_HOST),
+            "redis_port": _int(env, "REDIS_PORT", defaults.REDIS_PORT),
             "redis_password": env.get("REDIS_PASSWORD", ""),
-            "redis_db": _int(env, "REDIS_DB", 0),
+            "redis_db": _int(env, "REDIS_DB", defaults.REDIS_DB),
             "redis_tls": env.get("REDIS_TLS", "").lower() in ("1", "true", "yes")}
 
 

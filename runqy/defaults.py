@@ -2,8 +2,21 @@
 
 from pathlib import Path
 
-#: Port of the HTTP server (the Go server's default).
+#: Port of the HTTP server (the Go server's default), and the address it listens on (every
+#: interface: a server in a container or VM is reached from outside it).
 PORT = 3000
+HOST = "0.0.0.0"
+#: gunicorn: connections one worker process holds at once (a greenlet and a few KiB each).
+WORKER_CONNECTIONS = 1000
+#: gunicorn: seconds a worker may be silent before the master replaces it, and the time a
+#: stopping worker has to finish the requests it holds.
+WORKER_TIMEOUT = 30
+GRACEFUL_TIMEOUT = 10
+#: gunicorn: limits of a request line and its headers (its own defaults, stated here).
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
+LOG_LEVEL = "info"
 #: Directory of YAML queue configs loaded at start-up and on reload when RUNQY_CONFIG_DIR is unset:
 #: ./config when it exists (a checkout), else EXAMPLE_CONFIG_DIR.
 CONFIG_DIR = "config"
@@ -54,6 +67,10 @@ REMEMBERED_TASKS = 20_000
 #: A worker whose last heartbeat is older than this is stale (its hash expires after 30 s).
 WORKER_STALE_AFTER = 30
 
+#: Where Redis is when neither REDIS_URL nor REDIS_HOST/REDIS_PORT/REDIS_DB say (its own defaults).
+REDIS_HOST = "localhost"
+REDIS_PORT = 6379
+REDIS_DB = 0
 #: Redis client timeouts, in seconds. A command that Redis (single-threaded, sub-millisecond
 #: per command) has not answered in a second will not be answered soon: a stopped or frozen
 #: Redis then costs a request at most REDIS_POOL_TIMEOUT + REDIS_SOCKET_TIMEOUT before its 503.

@@ -28,28 +28,27 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
 
 
-bind = "%s:%s" % (os.environ.get("HOST", "0.0.0.0"), os.environ.get("PORT", str(defaults.PORT)))
+bind = "%s:%s" % (os.environ.get("HOST", defaults.HOST), os.environ.get("PORT", str(defaults.PORT)))
 worker_class = "runqy.gunicorn_worker.JsonErrorWorker"
 # one process per core: a gevent worker keeps its core busy by itself
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
-# connections each process holds at once (a greenlet and a few KiB each)
-worker_connections = int(os.environ.get("RUNQY_WORKER_CONNECTIONS", 1000))
+worker_connections = int(os.environ.get("RUNQY_WORKER_CONNECTIONS", defaults.WORKER_CONNECTIONS))
 # the request line and headers must arrive within this time, which is also how long an idle
 # keep-alive connection stays open; the body then has RUNQY_BODY_TIMEOUT
 keepalive = defaults.HEADER_TIMEOUT
-timeout = 30
-graceful_timeout = 10
+timeout = defaults.WORKER_TIMEOUT
+graceful_timeout = defaults.GRACEFUL_TIMEOUT
 # request lines and headers have limits of their own; bodies are limited by RUNQY_MAX_BODY_SIZE
-limit_request_line = 8190
-limit_request_fields = 100
-limit_request_field_size = 8190
+limit_request_line = defaults.LIMIT_REQUEST_LINE
+limit_request_fields = defaults.LIMIT_REQUEST_FIELDS
+limit_request_field_size = defaults.LIMIT_REQUEST_FIELD_SIZE
 # SO_REUSEPORT only when asked for: it lets another server start on a port this one holds and
 # take part of its connections
 reuse_port = _flag("RUNQY_REUSE_PORT")
 # gunicorn's control socket is one path per user: several servers on a host would share it
 control_socket_disable = True
 accesslog = os.environ.get("RUNQY_ACCESS_LOG") or None
-loglevel = os.environ.get("RUNQY_LOG_LEVEL", "info")
+loglevel = os.environ.get("RUNQY_LOG_LEVEL", defaults.LOG_LEVEL)
 
 
 def _refuse_taken_ports(server) -> None:

@@ -1,10 +1,11 @@
-"""Group commit (runqy.coalescer) against the private Redis, with real threads as the callers."""
+"""Group commit (runqy.store.coalescer) against the private Redis, with real threads as the callers."""
 
 import threading
 
 import pytest
 import redis
-from runqy.coalescer import Coalescer
+
+from runqy.store.coalescer import Coalescer
 
 
 class CountingPool(redis.ConnectionPool):
