@@ -1,4 +1,4 @@
-"""API keys and roles (product spec §2): admin, worker and client keys."""
+"""API keys and roles (docs/product.md §2): admin, worker and client keys."""
 
 import hmac
 from typing import Any

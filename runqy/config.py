@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the server reads from its environment (product spec §2)."""
+    """Everything the server reads from its environment (docs/product.md §2)."""
 
     api_key: str
     worker_api_key: str = ""
@@ -136,7 +136,7 @@ def whole(value: Any) -> Any:
 
 
 def normalize_queue(name: str, entry: Mapping[str, Any], source: str = "api") -> dict[str, Any]:
-    """A validated queue entry with every default filled in (product spec §7).
+    """A validated queue entry with every default filled in (docs/product.md §7).
 
     The result is what Redis stores and what the API answers; ``sub_queues``
     always lists at least one entry, with short names. ``source`` says where the

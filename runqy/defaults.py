@@ -42,7 +42,7 @@ MAX_OFFSET = 10**12
 #: Lines of a worker's log shown by GET /api/cli/workers/{id}.
 WORKER_LOG_LINES = 50
 
-#: Queue config defaults (product spec §3 and §7).
+#: Queue config defaults (docs/product.md §3 and §7).
 PRIORITY = 1
 MODE = "long_running"
 MAX_RETRY = 3
@@ -55,7 +55,7 @@ FAILED_TTL = 259200
 #: ``pending_timeout``: 0 lets a task wait for a worker forever.
 PENDING_TIMEOUT = 0
 BRANCH = "main"
-#: Results are only readable when the worker keeps the task hash (worker-protocol §2.9).
+#: Results are only readable when the worker keeps the task hash (docs/worker-protocol.md §2.9).
 REDIS_STORAGE = True
 
 #: Lifetime of the reverse key ``asynq:t:<id>`` (the Go server's 30 days).

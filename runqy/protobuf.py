@@ -1,4 +1,4 @@
-"""The asynq ``TaskMessage`` protobuf, by hand (worker-protocol §2.4).
+"""The asynq ``TaskMessage`` protobuf, by hand (docs/worker-protocol.md §2.4).
 
 The worker's decoder reads every tag as one byte, so only field numbers 1-15
 are ever written. Only the fields runqy uses are named here.

@@ -1,5 +1,5 @@
 """Shared helpers of the admin API tests: a pinned clock, and Redis seeded by hand
-exactly as runqy-worker leaves it (worker-protocol §2.2, §2.9, §2.14)."""
+exactly as runqy-worker leaves it (docs/worker-protocol.md §2.2, §2.9, §2.14)."""
 
 import json
 import uuid

@@ -1,4 +1,4 @@
-"""Queue configurations under /api/cli/configs (product spec §7): Redis is the one
+"""Queue configurations under /api/cli/configs (docs/product.md §7): Redis is the one
 source of truth, so a config made through one server process answers at once on
 every other, and the YAML directory can be re-read without a restart.
 """

@@ -1,4 +1,4 @@
-"""Queue statistics, pause and unpause under /api/cli/queues (product spec §5, §6).
+"""Queue statistics, pause and unpause under /api/cli/queues (docs/product.md §5, §6).
 
 Redis is seeded by hand as runqy-worker leaves it, and read back raw after every
 mutating call. The pause tests run a thread that polls like runqy-worker (BRPOP

@@ -1,5 +1,5 @@
 """Task administration under /api/cli: enqueue, listing, details, cancel and delete
-(product spec §5, worker-protocol §3.1-§3.2).
+(docs/product.md §5, docs/worker-protocol.md §3.1-§3.2).
 
 Tasks in states only a worker produces are seeded by hand as runqy-worker writes
 them; every mutating call is followed by a look at the raw Redis keys.
@@ -505,7 +505,7 @@ def test_delete_of_a_plain_queue_name_deletes_from_its_default_sub_queue(admin, 
 
 
 def test_delete_of_an_orphaned_task_that_says_active_but_is_in_no_list_removes_it(admin, r):
-    # worker-protocol §2.8 / §5.8: a lease-recovered orphan, or a crash mid-activation, leaves a hash
+    # docs/worker-protocol.md §2.8 / §5.8: a lease-recovered orphan, or a crash mid-activation, leaves a hash
     # that still says "active" in no list at all; nothing runs it, and only delete can clean it up
     task_id = seed_task(r, "inference.high", "active")
     r.lrem(keys.active("inference.high"), 0, task_id)

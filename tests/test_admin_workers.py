@@ -1,5 +1,5 @@
-"""Workers from their heartbeats: /api/cli/workers[/{worker_id}] (product spec §6,
-worker-protocol §2.14 and §3.3).
+"""Workers from their heartbeats: /api/cli/workers[/{worker_id}] (docs/product.md §6,
+docs/worker-protocol.md §2.14 and §3.3).
 
 Heartbeats are written byte for byte as runqy-worker writes them: the registry
 ZSET, the status hash with its Go-map ``queues`` and JSON ``metrics``, and the

@@ -1,4 +1,4 @@
-"""Settings from the environment and queue configs from YAML (product spec §2 and §7)."""
+"""Settings from the environment and queue configs from YAML (docs/product.md §2 and §7)."""
 
 import logging
 from pathlib import Path

@@ -101,7 +101,7 @@ def test_enqueue_nested_body_writes_the_full_task_and_answers_its_info(client, r
 
 
 def test_enqueue_adds_the_queue_to_the_asynq_queue_set_even_when_it_was_removed(client, r):
-    """Enqueue itself does SADD asynq:queues (product spec §3), not only the config load."""
+    """Enqueue itself does SADD asynq:queues (docs/product.md §3), not only the config load."""
     for n in range(2):  # the second time, after this process has already enqueued to the queue once
         r.srem(keys.QUEUES, "simple.default")
         res = add(client, {"queue": "simple", "data": n})
@@ -374,7 +374,7 @@ def test_status_of_a_completed_task_shows_its_result(client, r):
     task_id = enqueue_one(client)
     key = keys.task("inference.high", task_id)
     now = int(time.time())
-    # what the worker does on success (worker-protocol §2.9)
+    # what the worker does on success (docs/worker-protocol.md §2.9)
     r.lrem(keys.pending("inference.high"), 0, task_id)
     r.hdel(key, "pending_since")
     r.hset(key, mapping={"state": "completed", "completed_at": now, "result": '{"answer": 42, "ok": true}'})
@@ -506,7 +506,7 @@ def register(client, body, headers=WORKER):
 
 
 def assert_registration_types(answer: dict, queue: str) -> None:
-    """Every field the worker's Go decoder reads has the type it expects (worker-protocol §1.4)."""
+    """Every field the worker's Go decoder reads has the type it expects (docs/worker-protocol.md §1.4)."""
     redis_, q, dep = answer["redis"], answer["queue"], answer["deployment"]
     assert isinstance(redis_["addr"], str) and redis_["addr"]
     assert isinstance(redis_["password"], str)

@@ -2,7 +2,7 @@
 and latency histograms by route template, added up across gunicorn workers.
 
 Queues are filled through the API and then moved through their states by hand,
-key by key, the way runqy-worker does it (worker-protocol §2.9); every number
+key by key, the way runqy-worker does it (docs/worker-protocol.md §2.9); every number
 the scrape shows is checked against what Redis holds.
 """
 
@@ -90,7 +90,7 @@ def enqueue(client, queue: str, n: int) -> list[str]:
     return ids
 
 
-# --- runqy-worker's own writes (worker-protocol §2.7-§2.9) --------------------------------
+# --- runqy-worker's own writes (docs/worker-protocol.md §2.7-§2.9) ---------------------------
 
 def today() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -1,4 +1,4 @@
-"""The asynq TaskMessage encoding (worker-protocol §2.4), byte for byte.
+"""The asynq TaskMessage encoding (docs/worker-protocol.md §2.4), byte for byte.
 
 The walker below reads messages the way runqy-worker does: every tag is one
 byte, and only wire types 0, 1, 2 and 5 exist.
@@ -16,7 +16,7 @@ from runqy.store import NewTask, Store, connect
 UUID = "0b7e6a4c-3f0e-4c9a-9a57-3c1f4e2d8b61"
 QUEUE = "inference.default"
 
-#: worker-protocol §2.4, worked example: type/queue inference.default, payload {"x":1},
+#: docs/worker-protocol.md §2.4, worked example: type/queue inference.default, payload {"x":1},
 #: a uuid, retry 3, timeout 300, retention 86400.
 WORKED_EXAMPLE = (
     b"\x0a\x11" + QUEUE.encode()

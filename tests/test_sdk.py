@@ -1,6 +1,6 @@
 """The existing clients against a real gunicorn: the Python SDK's HTTP calls and the seed's curl examples.
 
-``runqy_python.client`` (v0.2.0, clients.md §1) cannot be installed here, so
+``runqy_python.client`` (v0.2.0, docs/clients.md §1) cannot be installed here, so
 ``SdkClient`` makes exactly its requests with urllib: same URL building, same
 headers (``Content-Type: application/json`` even on a GET without a body), same
 ``json.dumps`` body, and the same mapping of statuses to errors. What it reads
@@ -138,7 +138,7 @@ def test_sdk_get_task_reads_a_pending_task_back(sdk):
                                               (b"1234", 1234), (b"null", None)])
 def test_sdk_get_task_reads_the_result_a_worker_stored(sdk, r, stored, expected):
     task = sdk.enqueue("inference.high", {})
-    # what runqy-worker writes on success (worker-protocol §2.9)
+    # what runqy-worker writes on success (docs/worker-protocol.md §2.9)
     r.hset(keys.task("inference.high", task["task_id"]),
            mapping={"state": "completed", "result": stored, "completed_at": 1760000000})
 

@@ -1,4 +1,4 @@
-"""Vaults (product spec §7, worker-protocol §1.4): the /api/vaults routes, the
+"""Vaults (docs/product.md §7, docs/worker-protocol.md §1.4): the /api/vaults routes, the
 AES-256-GCM values at rest in Redis, masking, the register answer's ``vaults``
 and ``git_token``, and secrets that never reach an error, an answer or a log.
 

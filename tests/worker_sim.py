@@ -1,6 +1,6 @@
 """A simulated runqy-worker that speaks the real protocol, for end-to-end tests.
 
-It does what the Go ``runqy-worker`` does (worker-protocol.md §1.3, §2.7-§2.11),
+It does what the Go ``runqy-worker`` does (docs/worker-protocol.md §1.3, §2.7-§2.11),
 step by step and with the same Redis commands, so that a test can run the whole
 path HTTP enqueue -> Redis -> worker -> Redis -> HTTP status without Go:
 

@@ -1,5 +1,5 @@
 -- Cancel a task that has not started: take it out of whichever list holds it and
--- archive it with error_msg "canceled" (product spec §5).
+-- archive it with error_msg "canceled" (docs/product.md §5).
 --
 -- KEYS[1] -> asynq:{Q}:t:<id>
 -- KEYS[2] -> asynq:{Q}:pending

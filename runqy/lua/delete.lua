@@ -1,5 +1,5 @@
 -- Delete a task that is not running: remove it from every list and delete its hash
--- (product spec §5). The caller deletes the reverse key, which lives in another slot.
+-- (docs/product.md §5). The caller deletes the reverse key, which lives in another slot.
 --
 -- KEYS[1]  -> asynq:{Q}:t:<id>
 -- KEYS[2]  -> asynq:{Q}:active

@@ -1,4 +1,4 @@
--- Enqueue one or more tasks onto one sub-queue, atomically (worker-protocol §3.1), in one
+-- Enqueue one or more tasks onto one sub-queue, atomically (docs/worker-protocol.md §3.1), in one
 -- call: the reverse keys, every task hash, the pushes and the queue's membership of
 -- asynq:queues, or nothing when any check fails. Each task hash is complete before its id
 -- is pushed. Defaults come from the queue's config hash, so every server process sees a

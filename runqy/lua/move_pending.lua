@@ -1,4 +1,4 @@
--- Pause or unpause one sub-queue (product spec §5). runqy-worker never reads asynq's
+-- Pause or unpause one sub-queue (docs/product.md §5). runqy-worker never reads asynq's
 -- paused flag, so pausing moves the pending ids to the held list, which it never
 -- polls; unpausing moves them back. Both lists keep the asynq orientation (newest at
 -- the head, oldest at the tail), so the ids come back in their original order.

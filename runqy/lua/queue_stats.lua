@@ -1,4 +1,4 @@
--- Statistics of one sub-queue, read atomically (product spec §6).
+-- Statistics of one sub-queue, read atomically (docs/product.md §6).
 --
 -- KEYS[1]  -> asynq:{Q}:pending
 -- KEYS[2]  -> runqy:{Q}:held

@@ -1,4 +1,4 @@
-"""Vaults of encrypted secrets: /api/vaults (product spec §7).
+"""Vaults of encrypted secrets: /api/vaults (docs/product.md §7).
 
 Values are decrypted only to be masked here; the register answer is the one
 place where they leave the server in clear.

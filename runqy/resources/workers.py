@@ -1,4 +1,4 @@
-"""Worker registration: POST /worker/register (worker-protocol §1)."""
+"""Worker registration: POST /worker/register (docs/worker-protocol.md §1)."""
 
 from typing import Any
 
