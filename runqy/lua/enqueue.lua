@@ -32,12 +32,22 @@ if not config[1] then
 end
 local queue = ARGV[3]
 local n = (#KEYS - 5) / 2
+-- claim every reverse key; when one task cannot be written, the claims made here are taken
+-- back and nothing else has been written
+local claimed = {}
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[5 + i]) == 1 then
-    return {-2, i}
+  local taken = redis.call('EXISTS', KEYS[5 + i]) == 1
+  if not taken then
+    if redis.call('HSETNX', KEYS[5 + n + i], ARGV[5], queue) == 1 then
+      claimed[#claimed + 1] = KEYS[5 + n + i]
+    else
+      taken = redis.call('HGET', KEYS[5 + n + i], ARGV[5]) ~= queue
+    end
   end
-  local owner = redis.call('HGET', KEYS[5 + n + i], ARGV[5])
-  if owner and owner ~= queue then
+  if taken then
+    for _, key in ipairs(claimed) do
+      redis.call('DEL', key)
+    end
     return {-2, i}
   end
 end
@@ -70,14 +80,25 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   list, held = KEYS[3], 1
 end
 
+-- the msg fields after the payload, id and queue, by timeout: most tasks share one
+local tails = {}
+local function tail(timeout)
+  local t = tails[timeout]
+  if not t then
+    t = retry_field .. int_field(0x40, timeout) .. retention_field
+    tails[timeout] = t
+  end
+  return t
+end
+
 local reverse_ttl = ARGV[4]
+local ids = {}
 for i = 1, n do
   local a = 3 + 3 * i
   local timeout = tonumber(ARGV[a + 2]) or default_timeout
-  redis.call('HSET', KEYS[5 + n + i], ARGV[5], queue)
   redis.call('EXPIRE', KEYS[5 + n + i], reverse_ttl)
   redis.call('HSET', KEYS[5 + i],
-    'msg', ARGV[a + 1] .. retry_field .. int_field(0x40, timeout) .. retention_field,
+    'msg', ARGV[a + 1] .. tail(timeout),
     'state', 'pending',
     'pending_since', now,
     'enqueued_at', now,
@@ -85,7 +106,13 @@ for i = 1, n do
     'ttl_archived', failed_ttl,
     'pending_timeout', pending_timeout,
     'active_timeout', timeout)
-  redis.call('LPUSH', list, ARGV[a])
+  ids[#ids + 1] = ARGV[a]
+  -- every hash above is complete before its id is pushed; pushed in order, a few hundred at a
+  -- time (Lua's unpack has a bounded stack)
+  if #ids == 500 or i == n then
+    redis.call('LPUSH', list, unpack(ids))
+    ids = {}
+  end
 end
 redis.call('SADD', KEYS[5], queue)
 return {held, max_retry, default_timeout}
