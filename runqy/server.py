@@ -15,7 +15,7 @@ the YAML set last written (``runqy:configs:yaml``):
   the API cannot be restored: only Redis had them.
 
 Until then, a request for a queue that Redis no longer knows gets a retryable
-503 rather than a 404 (``Store.unknown_queue``).
+503 rather than a 404 (``store.configs.unknown_queue``).
 """
 
 import logging
