@@ -10,6 +10,7 @@ from runqy import background, jsontext, validation
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
 from runqy.errors import NotFound, RunqyError
+from runqy.housekeeper import Housekeeper
 from runqy.metrics import Metrics
 from runqy.resources import configs, docs, health, queues, tasks, vaults, workers
 from runqy.store import Store, connect
@@ -81,14 +82,16 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, param
     _errors(resp, 500, ["internal server error"])
 
 
-def create_app(settings: Settings, *, store: Store | None = None, **store_options: Any) -> falcon.App:
-    """The runqy application; ``store`` defaults to one on the configured Redis."""
+def create_app(settings: Settings, *, store: Store | None = None, housekeeper: Housekeeper | None = None,
+               **store_options: Any) -> falcon.App:
+    """The runqy application; ``store`` defaults to one on the configured Redis. ``housekeeper``
+    (the one this process runs, if any) reports to /metrics."""
     store = store or Store(connect(settings), **store_options)
     validation.compile_all()
     cipher = Cipher(settings.vault_master_key)
     if not cipher.enabled:
         logger.info("%s", cipher.problem)
-    metrics = Metrics(store)
+    metrics = Metrics(store, housekeeper)
     app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size),
                                   AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
@@ -110,8 +113,10 @@ def create_app(settings: Settings, *, store: Store | None = None, **store_option
         ("/api/cli/queues/{queue}", queues.Queue(store, ADMIN_ONLY)),
         ("/api/cli/queues/{queue}/pause", queues.Pause(store, ADMIN_ONLY, paused=True)),
         ("/api/cli/queues/{queue}/unpause", queues.Pause(store, ADMIN_ONLY, paused=False)),
+        ("/api/cli/queues/{queue}/run", queues.Run(store, ADMIN_ONLY)),
         ("/api/cli/queues/{queue}/tasks", tasks.QueueTasks(store, ADMIN_ONLY)),
         ("/api/cli/queues/{queue}/tasks/{task_id}", tasks.QueueTask(store, ADMIN_ONLY)),
+        ("/api/cli/queues/{queue}/tasks/{task_id}/run", tasks.RunTask(store, ADMIN_ONLY)),
         ("/api/cli/tasks", tasks.Enqueue(store, ADMIN_ONLY)),
         ("/api/cli/tasks/{task_id}", tasks.CancelTask(store, ADMIN_ONLY)),
         ("/api/cli/workers", workers.Workers(store, ADMIN_ONLY)),

@@ -39,12 +39,15 @@ os.register_at_fork(after_in_child=_forked)
 
 
 class Loop:
-    """``step`` every ``every`` seconds in the background of this process, as ``name``."""
+    """``step`` every ``every`` seconds in the background of this process, as ``name``; then,
+    once stopped, ``on_stop``."""
 
-    def __init__(self, name: str, every: float, step: Callable[[], None]):
+    def __init__(self, name: str, every: float, step: Callable[[], None],
+                 on_stop: Callable[[], None] | None = None):
         self.name = name
         self.every = every
         self._step = step
+        self._on_stop = on_stop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -85,6 +88,8 @@ class Loop:
             except Exception:  # noqa: BLE001 - a loop must outlive any one failure
                 logger.exception("%s failed; trying again in %.1f s", self.name, self.every)
             stop.wait(self.every)
+        if self._on_stop is not None:
+            self._on_stop()
 
 
 def start_all() -> None:

@@ -36,6 +36,7 @@ class Settings:
     max_body_size: int = defaults.MAX_BODY_SIZE
     vault_master_key: str = field(default="", repr=False)
     port: int = defaults.PORT
+    housekeeping_every: float = defaults.HOUSEKEEPING_EVERY
 
     @property
     def worker_redis_addr(self) -> str:
@@ -58,6 +59,7 @@ class Settings:
             max_body_size=max_body_size(env),
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
+            housekeeping_every=_seconds(env, "RUNQY_HOUSEKEEPING_INTERVAL", defaults.HOUSEKEEPING_EVERY),
             **redis,
         )
 
@@ -91,6 +93,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError("%s must be an integer, not %r" % (name, raw)) from None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0.01 <= value <= 60:
+        raise ConfigError("%s must be a number of seconds from 0.01 to 60, not %r" % (name, raw))
+    return value
 
 
 def _redis_from_env(env: Mapping[str, str]) -> dict[str, Any]:

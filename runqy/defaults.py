@@ -81,3 +81,17 @@ REDIS_MAX_CONNECTIONS = 64
 REDIS_POOL_TIMEOUT = 1.0
 #: How often each server process checks that Redis still holds the YAML queue configs.
 CONFIG_CHECK_EVERY = 1.0
+
+#: Furthest ahead a task may be scheduled (process_at or delay): one year.
+MAX_SCHEDULE_AHEAD = 365 * 24 * 3600
+#: How often the housekeeper moves due scheduled and retry tasks to pending: a task runs at
+#: most this late (plus the worker's own poll); RUNQY_HOUSEKEEPING_INTERVAL.
+HOUSEKEEPING_EVERY = 0.25
+#: Lifetime of the housekeeper's lease: when its holder dies, another server process takes it
+#: over within this time. Renewed on every round, so it only has to outlast a slow one.
+HOUSEKEEPER_LEASE = 3.0
+#: Due tasks one housekeeping script call moves per queue and set, so that Redis is never
+#: blocked for long; a queue with more goes on at the next call of the same round.
+FORWARD_CHUNK = 500
+#: Tasks one run-again script call moves; a whole state is moved in such chunks.
+RUN_AGAIN_CHUNK = 500

@@ -134,6 +134,18 @@ class TaskExists(Conflict):
         self.task_id = task_id
 
 
+class TaskDuplicate(Conflict):
+    """Raised when a unique task's payload is locked by another task of its queue (``index``: the
+    job of a batch)."""
+
+    def __init__(self, holder: str, queue: str, index: int | None = None):
+        message = "duplicate task: task %s with the same payload holds the unique lock of queue %s" % (holder, queue)
+        super().__init__(message if index is None else "job %d: %s" % (index, message))
+        self.holder = holder
+        self.queue = queue
+        self.index = index
+
+
 class TaskIdRepeated(Conflict):
     """Raised when one request names the same task id twice."""
 
@@ -154,6 +166,15 @@ class TaskFinished(Conflict):
 
     def __init__(self, task_id: str, state: str):
         super().__init__("task %s is already %s" % (task_id, state))
+        self.task_id = task_id
+        self.state = state
+
+
+class TaskNotRunnable(Conflict):
+    """Raised when a task that is not scheduled, retry or archived would be run again."""
+
+    def __init__(self, task_id: str, state: str):
+        super().__init__("task %s is %s; only scheduled, retry and archived tasks can be run again" % (task_id, state))
         self.task_id = task_id
         self.state = state
 

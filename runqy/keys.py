@@ -15,6 +15,8 @@ asynq:{Q}:retry                        ZSET    id -> next attempt, Unix s (worke
 asynq:{Q}:completed                    ZSET    id -> purge time, Unix s (worker)
 asynq:{Q}:archived                     ZSET    id -> purge time, Unix s (worker, cancel)
 asynq:{Q}:paused                       STRING  present while the queue is paused
+asynq:{Q}:unique:<Q>:<md5>             STRING  unique lock: the id of the task holding it, with
+                                               the task's unique_for as TTL (md5 of its payload)
 asynq:{Q}:processed[:YYYY-MM-DD]       STRING  successful tasks (worker)
 asynq:{Q}:failed[:YYYY-MM-DD]          STRING  final failures (worker)
 asynq:{Q}:t:<id>                       HASH    the task: msg, state, pending_since, ...
@@ -28,6 +30,9 @@ runqy:configs:yaml                     STRING  digest of the YAML configs last w
                                                absence means Redis lost them (see runqy.server)
 runqy:{Q}:config                       HASH    enqueue defaults of one sub-queue
 runqy:{Q}:held                         LIST    pending task ids held back while paused
+runqy:housekeeper                      STRING  the lease of the one housekeeper of a deployment:
+                                               its holder's id, with a TTL (runqy.housekeeper)
+runqy:housekeeping                     HASH    tasks the housekeeper moved: scheduled, retry, swept
 runqy:vaults                           SET     vault names
 runqy:vault:<name>                     HASH    ':meta' -> vault JSON, 'e:<KEY>' -> entry JSON
                                                (value AES-256-GCM encrypted)
@@ -39,6 +44,8 @@ WORKERS = "asynq:workers"
 CANCEL_CHANNEL = "asynq:cancel"
 CONFIGS = "runqy:configs"
 CONFIGS_YAML = "runqy:configs:yaml"
+HOUSEKEEPER = "runqy:housekeeper"
+HOUSEKEEPING = "runqy:housekeeping"
 VAULTS = "runqy:vaults"
 #: The field of a vault hash that holds the vault's metadata JSON (entries are 'e:<KEY>').
 VAULT_META = ":meta"
@@ -90,6 +97,11 @@ def processed(queue: str, day: str | None = None) -> str:
 
 def failed(queue: str, day: str | None = None) -> str:
     return _q(queue) + ("failed:" + day if day else "failed")
+
+
+def unique(queue: str, payload_md5: str) -> str:
+    """asynq's unique lock of a task of type ``queue`` (runqy's task type) with that payload."""
+    return _q(queue) + "unique:" + queue + ":" + payload_md5
 
 
 def task(queue: str, task_id: str) -> str:

@@ -24,6 +24,7 @@ import falcon
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from runqy.store import Store
 
@@ -77,13 +78,17 @@ class QueueCollector:
                 by_state.add_metric([q.name, state], count)
             processed.add_metric([q.name], q.processed)
             failed.add_metric([q.name], q.failed)
-        yield from (size, latency, paused, held, by_state, processed, failed)
+        moved = CounterMetricFamily("runqy_housekeeper_moved_tasks", "Tasks the housekeeper moved to pending "
+                                    "(scheduled, retry) or to a paused queue's held list (swept)", labels=["source"])
+        for source, count in self._store.housekeeping.moved().items():
+            moved.add_metric([source], count)
+        yield from (size, latency, paused, held, by_state, processed, failed, moved)
 
 
 class Metrics:
     """The HTTP metrics of one app, and the /metrics resource that exposes everything."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, housekeeper: Collector | None = None):
         self._multiprocess = bool(os.environ.get(MULTIPROC_ENV))
         self._registry = CollectorRegistry()
         self._requests = Counter("runqy_http_requests", "HTTP requests by route template, method and status",
@@ -91,10 +96,12 @@ class Metrics:
         self._latency = Histogram("runqy_http_request_duration_seconds",
                                   "HTTP request latency by route template, method and status",
                                   ["route", "method", "status"], buckets=_BUCKETS, registry=self._registry)
-        self._queues = QueueCollector(store)
+        # read at each scrape: the queues (from Redis) and this process's housekeeper
+        self._scraped = [QueueCollector(store)] + ([housekeeper] if housekeeper else [])
         self._series: dict[tuple, tuple] = {}  # label set -> (counter, histogram) of it
         if not self._multiprocess:
-            self._registry.register(self._queues)
+            for collector in self._scraped:
+                self._registry.register(collector)
 
     # middleware ------------------------------------------------------------------------
 
@@ -120,6 +127,7 @@ class Metrics:
         if self._multiprocess:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
-            registry.register(self._queues)
+            for collector in self._scraped:
+                registry.register(collector)
         resp.content_type = CONTENT_TYPE_LATEST
         resp.data = generate_latest(registry)

@@ -11,3 +11,5 @@
 TASK_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
 #: States a task never leaves by itself.
 FINAL_STATES = ("completed", "archived")
+#: States a task can be run again from, at once (POST .../run).
+RUNNABLE_STATES = ("scheduled", "retry", "archived")

@@ -98,6 +98,8 @@ def describe(error: jsonschema.ValidationError) -> str:
         problem = "must be %s %d characters long" % ("at most" if kind == "maxLength" else "at least", arg)
     elif kind == "enum":
         problem = "%s is not one of %s" % (_shown(value), ", ".join(map(str, arg)))
+    elif kind in ("anyOf", "oneOf") and "title" in error.schema:
+        problem = "%s is not a valid %s" % (_shown(value), error.schema["title"])
     elif kind == "not":
         problem = "%s is reserved" % _shown(value)
     elif kind in ("required", "additionalProperties", "minimum", "maximum", "format"):

@@ -2,7 +2,7 @@
 
 Any WSGI server can serve it: importing it reads the settings, loads the queue
 configs of ``RUNQY_CONFIG_DIR`` and starts the keeper that holds them in Redis
-(runqy.server). Bad settings or a bad YAML file stop the process with every
+(runqy.server) and the housekeeper (runqy.housekeeper). Bad settings or a bad YAML file stop the process with every
 problem named; the exit status is the one that makes gunicorn stop instead of
 booting the worker again.
 """
@@ -11,10 +11,11 @@ import gc
 import logging
 import sys
 
-from runqy import config, server
+from runqy import config, defaults, server
 from runqy.app import create_app
 from runqy.config import Settings
 from runqy.errors import ConfigError
+from runqy.housekeeper import Housekeeper
 from runqy.store import Store, connect
 
 #: gunicorn's "App failed to load" status: the arbiter halts rather than retry forever.
@@ -31,8 +32,10 @@ except ConfigError as exc:
     sys.exit(CANNOT_START)
 
 store = Store(connect(settings))
-app = create_app(settings, store=store)
+housekeeper = Housekeeper(store, settings.housekeeping_every, defaults.HOUSEKEEPER_LEASE)
+app = create_app(settings, store=store, housekeeper=housekeeper)
 server.ConfigKeeper(store, settings.config_dir, queues).start()
+housekeeper.loop.start()
 # Everything built so far lives as long as the process: the cyclic garbage collector need not
 # walk it again on every full collection, which shortens the pauses requests see.
 gc.freeze()

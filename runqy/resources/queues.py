@@ -5,9 +5,11 @@ from typing import Any
 import falcon
 
 from runqy import defaults, validation
+from runqy.errors import ValidationError
 from runqy.queue_names import is_sub_queue, parent_of
 from runqy.resources import Resource
 from runqy.resources.configs import public_config
+from runqy.states import RUNNABLE_STATES
 from runqy.store import QueueStats, Store
 
 _COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
@@ -70,4 +72,16 @@ class Pause(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         moved = self._store.queues.pause(queue_param(queue), self._paused)
         resp.media = {"queue": queue, "paused": self._paused,
+                      "sub_queues": [{"name": q, "moved": n} for q, n in moved.items()]}
+
+
+class Run(Resource):
+    """POST /api/cli/queues/{queue}/run?state=archived|retry|scheduled: every such task, now."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
+        state = req.get_param("state", required=True)
+        if state not in RUNNABLE_STATES:
+            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(RUNNABLE_STATES)))
+        moved = self._store.tasks.run_all(list(self._store.queues.resolve(queue_param(queue))), state)
+        resp.media = {"queue": queue, "state": state, "moved": sum(moved.values()),
                       "sub_queues": [{"name": q, "moved": n} for q, n in moved.items()]}

@@ -4,18 +4,17 @@ from typing import Any
 
 import falcon
 
-from runqy import jsontext, validation
+from runqy import jsontext, schedule, validation
 from runqy.config import whole
 from runqy.errors import TaskNotFound, ValidationError
 from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
 from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
 from runqy.states import TASK_STATES
-from runqy.store import Enqueued, NewTask
+from runqy.store import Enqueued, NewTask, Store, rfc3339
 
 #: Keys of an enqueue body that are never part of a flat payload.
 RESERVED = frozenset(("queue", "data", "timeout", "max_retry", "process_at", "delay", "unique_for", "task_id"))
-_NOT_YET = ("process_at", "delay", "unique_for")
 _MAX_ID_LENGTH = 128
 
 
@@ -25,14 +24,18 @@ def dump_payload(value: Any) -> bytes:
 
 
 def info(task: Enqueued) -> dict[str, Any]:
-    return {"id": task.id, "queue": task.queue, "type": task.queue, "state": task.state,
-            "max_retry": task.max_retry, "retried": 0, "timeout": task.timeout}
+    """The enqueue answer's ``info``; a scheduled task's says when it is to run."""
+    answer = {"id": task.id, "queue": task.queue, "type": task.queue, "state": task.state,
+              "max_retry": task.max_retry, "retried": 0, "timeout": task.timeout}
+    if task.process_at:
+        answer["next_process_at"] = rfc3339(task.process_at)
+    return answer
 
 
-def _refuse_unsupported(body: dict) -> None:
-    given = [key for key in _NOT_YET if key in body]
-    if given:
-        raise ValidationError(*("$.%s: scheduled and unique tasks are not supported yet" % key for key in given))
+def _options(store: Store, body: dict) -> dict[str, Any]:
+    """The enqueue options of a body, for every task it enqueues."""
+    return {"max_retry": whole(body.get("max_retry")), "process_at": schedule.process_time(body, store.db.now()),
+            "unique_for": body.get("unique_for")}
 
 
 class Enqueue(Resource):
@@ -40,10 +43,9 @@ class Enqueue(Resource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue")
-        _refuse_unsupported(body)
         payload = body["data"] if "data" in body else {k: v for k, v in body.items() if k not in RESERVED}
         task = NewTask(dump_payload(payload), whole(body.get("timeout")), body.get("task_id"))
-        (enqueued,) = self._store.tasks.enqueue(full_queue_name(body["queue"]), [task], whole(body.get("max_retry")))
+        (enqueued,) = self._store.tasks.enqueue(full_queue_name(body["queue"]), [task], **_options(self._store, body))
         resp.media = {"info": info(enqueued)}
 
 
@@ -62,7 +64,7 @@ class EnqueueBatch(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
         tasks = [_batch_task(i, job, whole(body.get("timeout"))) for i, job in enumerate(body["jobs"])]
-        enqueued = self._store.tasks.enqueue(full_queue_name(body["queue"]), tasks, whole(body.get("max_retry")))
+        enqueued = self._store.tasks.enqueue(full_queue_name(body["queue"]), tasks, **_options(self._store, body))
         resp.media = {"enqueued": len(enqueued), "failed": 0,
                       "task_ids": [task.id for task in enqueued], "errors": []}
 
@@ -93,9 +95,7 @@ class QueueTasks(Resource):
                       "tasks": [t.to_dict() for t in tasks]}
 
 
-class QueueTask(Resource):
-    """GET and DELETE /api/cli/queues/{queue}/tasks/{task_id}."""
-
+class _OneTask(Resource):
     def _queue(self, queue: str, task_id: str) -> str:
         """The sub-queue of the task: a parent name stands for whichever of its sub-queues holds it."""
         queue = queue_param(queue)
@@ -105,6 +105,10 @@ class QueueTask(Resource):
                 return found
         return full_queue_name(queue)
 
+
+class QueueTask(_OneTask):
+    """GET and DELETE /api/cli/queues/{queue}/tasks/{task_id}."""
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
         resp.media = {"task": self._store.tasks.get(task_id, self._queue(queue, task_id)).to_dict()}
 
@@ -112,6 +116,15 @@ class QueueTask(Resource):
         full = self._queue(queue, task_id)
         self._store.tasks.delete(full, task_id)
         resp.media = {"id": task_id, "queue": full, "deleted": True}
+
+
+class RunTask(_OneTask):
+    """POST /api/cli/queues/{queue}/tasks/{task_id}/run: a scheduled, retry or archived task, now."""
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, queue: str, task_id: str) -> None:
+        full = self._queue(queue, task_id)
+        was = self._store.tasks.run(full, task_id)
+        resp.media = {"id": task_id, "queue": full, "state": "pending", "was": was}
 
 
 class CancelTask(Resource):

@@ -1,7 +1,7 @@
 """The only code that talks to Redis: one object per noun, no HTTP here.
 
 ``Store`` gathers them: ``store.tasks``, ``store.queues``, ``store.configs``,
-``store.workers``, ``store.vaults``, each in the module of its name. Keys come
+``store.workers``, ``store.vaults``, ``store.housekeeping``, each in the module of its name. Keys come
 from :mod:`runqy.keys`; multi-key writes are the Lua scripts of ``runqy/lua``,
 loaded once and called by SHA (see :mod:`runqy.store.plumbing`), so that every
 hot path is one round trip.
@@ -14,6 +14,7 @@ import redis
 
 from runqy.store.configs import Configs
 from runqy.store.connection import connect
+from runqy.store.housekeeping import Housekeeping
 from runqy.store.plumbing import Plumbing
 from runqy.store.queues import Queues
 from runqy.store.records import Enqueued, NewTask, QueueStats, Task, Worker, rfc3339, uuid4
@@ -35,6 +36,7 @@ class Store:
         self.queues = Queues(self.db, self.configs)
         self.workers = Workers(self.db)
         self.vaults = Vaults(self.db)
+        self.housekeeping = Housekeeping(self.db)
 
     def ping(self) -> bool:
         return bool(self.db.client.ping())

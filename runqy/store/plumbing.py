@@ -79,7 +79,7 @@ class Plumbing:
         (reply,) = self._run([(command, {})])
         if isinstance(reply, Exception):
             raise reply
-        code = reply[0] if isinstance(reply, list) else reply
+        code = (reply[0] if reply else None) if isinstance(reply, list) else reply
         if isinstance(code, int) and code < 0:
             raise refusals[code](reply)
         return reply

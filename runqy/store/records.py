@@ -77,6 +77,8 @@ class Enqueued:
     max_retry: int
     timeout: int
     held: bool = False
+    #: when a scheduled task is to run, Unix seconds
+    process_at: int | None = None
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """Tasks: enqueue (the hot path), read, list, cancel and delete, on the asynq layout
 (docs/worker-protocol.md §3)."""
 
+import hashlib
 from collections import OrderedDict
 from typing import Any, Sequence
 
 import redis
 
-from runqy import defaults, keys, protobuf
-from runqy.errors import MaybeWritten, TaskExists, TaskFinished, TaskIdRepeated, TaskNotFound, TaskRunning
+from runqy import defaults, errors, keys, protobuf
 from runqy.store.configs import Configs
 from runqy.store.plumbing import Plumbing
 from runqy.store.records import TASK_FIELDS, Enqueued, NewTask, Task
@@ -19,37 +19,49 @@ class Tasks:
         self._configs = configs
         self._queue_of: OrderedDict[str, str] = OrderedDict()  # task id -> queue, see get
 
-    def enqueue(self, queue: str, tasks: Sequence[NewTask], max_retry: int | None = None) -> list[Enqueued]:
+    def enqueue(self, queue: str, tasks: Sequence[NewTask], max_retry: int | None = None, *,
+                process_at: int | None = None, unique_for: int | None = None) -> list[Enqueued]:
         """Write ``tasks`` onto ``queue`` (a full sub-queue name) with one call of the enqueue script.
 
-        The script writes every reverse key and task hash and pushes the ids, or
-        nothing. When Redis does not answer, the tasks may have been written: the
-        error says to retry with the same ``task_id``, which then finds the task
-        (409) or writes it.
+        The script writes every reverse key and task hash and pushes the ids (or, with
+        ``process_at``, a Unix time later than now, puts them in the scheduled set), or
+        nothing. With ``unique_for`` each task takes asynq's unique lock of its payload for
+        that many seconds, and a task whose lock is held makes the whole call fail. When
+        Redis does not answer, the tasks may have been written: the error says to retry
+        with the same ``task_id``, which then finds the task (409) or writes it.
         """
         ids = [t.task_id or self._db.new_id() for t in tasks]
         if len(set(ids)) != len(ids):
-            raise TaskIdRepeated()
+            raise errors.TaskIdRepeated()
         script_keys = [keys.queue_config(queue), keys.pending(queue), keys.held(queue), keys.paused(queue),
-                       keys.QUEUES]
+                       keys.QUEUES, keys.scheduled(queue)]
         script_keys += [keys.task(queue, task_id) for task_id in ids]
         script_keys += [keys.task_queue(task_id) for task_id in ids]
+        if unique_for:
+            script_keys += [keys.unique(queue, hashlib.md5(t.payload).hexdigest()) for t in tasks]
         args: list[Any] = [self._db.now(), "" if max_retry is None else max_retry, queue, defaults.TASK_QUEUE_TTL,
-                           keys.TASK_QUEUE_FIELD]
+                           keys.TASK_QUEUE_FIELD, process_at or "", unique_for or ""]
         head = protobuf.head_encoder(queue, queue)
         for task_id, task in zip(ids, tasks):
             args += [task_id, head(task.payload, task_id),
                      "" if task.timeout is None else task.timeout]
+        def job(reply: list) -> int | None:
+            """The index of the job a refusal names, in a batch."""
+            return int(reply[1]) - 1 if len(ids) > 1 else None
+
         try:
             reply = self._db.script("enqueue", script_keys, args, {
                 -1: lambda _: self._configs.unknown_queue(queue),
-                -2: lambda reply: TaskExists(ids[int(reply[1]) - 1])})
+                -2: lambda reply: errors.TaskExists(ids[int(reply[1]) - 1]),
+                -3: lambda reply: errors.TaskDuplicate(reply[2].decode(), queue, job(reply))})
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise MaybeWritten(exc) from None
+            raise errors.MaybeWritten(exc) from None
         self._remember(dict.fromkeys(ids, queue))
         held, resolved_retry, default_timeout = reply[0] == 1, int(reply[1]), int(reply[2])
-        return [Enqueued(task_id, queue, "pending", resolved_retry,
-                         default_timeout if task.timeout is None else task.timeout, held)
+        state = "scheduled" if process_at else "pending"
+        return [Enqueued(task_id, queue, state, resolved_retry,
+                         default_timeout if task.timeout is None else task.timeout, held and not process_at,
+                         process_at)
                 for task_id, task in zip(ids, tasks)]
 
     def queue_of(self, task_id: str) -> str | None:
@@ -79,11 +91,11 @@ class Tasks:
             else:
                 queue = self.queue_of(task_id)
             if queue is None:
-                raise TaskNotFound(task_id)
+                raise errors.TaskNotFound(task_id)
             self._remember({task_id: queue})
         found = self._fetch(queue, [task_id])
         if not found:
-            raise TaskNotFound(task_id)
+            raise errors.TaskNotFound(task_id)
         return found[0]
 
     def _remember(self, queues_of: dict[str, str]) -> None:
@@ -143,12 +155,12 @@ class Tasks:
         """
         queue = self.queue_of(task_id)
         if queue is None:
-            raise TaskNotFound(task_id)
+            raise errors.TaskNotFound(task_id)
         reply = self._db.script("cancel", [
             keys.task(queue, task_id), keys.pending(queue), keys.held(queue), keys.scheduled(queue),
             keys.retry(queue), keys.archived(queue), keys.active(queue)], [task_id, self._db.now()], {
-            -1: lambda _: TaskNotFound(task_id),
-            -2: lambda reply: TaskFinished(task_id, reply[1].decode())})
+            -1: lambda _: errors.TaskNotFound(task_id),
+            -2: lambda reply: errors.TaskFinished(task_id, reply[1].decode())})
         if reply[0] == 2:
             self._db.client.publish(keys.CANCEL_CHANNEL, task_id)
             return queue, False
@@ -161,10 +173,41 @@ class Tasks:
         self._db.script("delete", [
             keys.task(queue, task_id), keys.active(queue), keys.pending(queue), keys.held(queue),
             keys.scheduled(queue), keys.retry(queue), keys.archived(queue), keys.completed(queue)], [task_id], {
-            -1: lambda _: TaskNotFound(task_id, queue),
-            -2: lambda _: TaskRunning(task_id)})
+            -1: lambda _: errors.TaskNotFound(task_id, queue),
+            -2: lambda _: errors.TaskRunning(task_id)})
         if self.queue_of(task_id) == queue:
             self._db.client.delete(keys.task_queue(task_id))
+
+    def run(self, queue: str, task_id: str) -> str:
+        """Run a scheduled, retry or archived task again now (held while the queue is paused);
+        the state it was in."""
+        reply = self._db.script("run_task", [
+            keys.task(queue, task_id), keys.scheduled(queue), keys.retry(queue), keys.archived(queue),
+            keys.pending(queue), keys.held(queue), keys.paused(queue)], [task_id, self._db.now()], {
+            -1: lambda _: errors.TaskNotFound(task_id, queue),
+            -2: lambda reply: errors.TaskNotRunnable(task_id, reply[1].decode())})
+        self._db.client.expire(keys.task_queue(task_id), defaults.TASK_QUEUE_TTL)
+        return reply[1].decode()
+
+    def run_all(self, queues: Sequence[str], state: str, chunk: int = defaults.RUN_AGAIN_CHUNK) -> dict[str, int]:
+        """Run every task of ``state`` (scheduled, retry or archived) of ``queues`` again now, in
+        chunks; how many moved per queue."""
+        moved = {}
+        for queue in queues:
+            moved[queue] = 0
+            while True:
+                ids = self._db.script("run_state", [
+                    keys.state_key(queue, state), keys.pending(queue), keys.held(queue), keys.paused(queue)],
+                    [self._db.now(), keys.task_prefix(queue), chunk])
+                if ids:
+                    pipe = self._db.client.pipeline(transaction=False)
+                    for task_id in ids:
+                        pipe.expire(keys.task_queue(task_id.decode()), defaults.TASK_QUEUE_TTL)
+                    pipe.execute()
+                moved[queue] += len(ids)
+                if len(ids) < chunk:
+                    break
+        return moved
 
 
 def _queue_reads(pipe: redis.client.Pipeline, queue: str, ids: list[str]) -> None:
