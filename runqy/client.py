@@ -16,12 +16,6 @@ from urllib3.util.retry import Retry
 
 from runqy import __version__, defaults
 
-#: Where the server listens when nobody says otherwise.
-DEFAULT_SERVER = "http://localhost:%d" % defaults.PORT
-#: Seconds to wait for the server to connect and to answer.
-DEFAULT_TIMEOUT = 10.0
-#: Extra attempts for a GET that failed to connect, timed out or got a gateway error.
-DEFAULT_RETRIES = 2
 #: Answers worth a second try: a proxy or the server itself says "not now".
 RETRY_STATUSES = frozenset((502, 503, 504))
 
@@ -90,8 +84,8 @@ def _reason(exc: requests.RequestException) -> str:
 class AdminClient:
     """A runqy server seen through its admin API, with the admin key."""
 
-    def __init__(self, server_url: str, api_key: str, timeout: float = DEFAULT_TIMEOUT,
-                 retries: int = DEFAULT_RETRIES):
+    def __init__(self, server_url: str, api_key: str, timeout: float = defaults.CLI_TIMEOUT,
+                 retries: int = defaults.CLI_RETRIES):
         self.server_url = normalize_url(server_url)
         self.timeout = timeout
         self.session = requests.Session()
@@ -103,7 +97,8 @@ class AdminClient:
         # read timeouts and gateway errors only for GET, which changes nothing.
         retry = Retry(total=retries, connect=retries, read=retries, status=retries, other=0,
                       allowed_methods=frozenset(("GET",)), status_forcelist=RETRY_STATUSES,
-                      backoff_factor=0.2, raise_on_status=False, respect_retry_after_header=False)
+                      backoff_factor=defaults.CLI_RETRY_BACKOFF, raise_on_status=False,
+                      respect_retry_after_header=False)
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -137,12 +132,6 @@ class AdminClient:
             raise ServerRefused(resp.status_code, ["the answer of %s%s is not JSON: is this a runqy server?"
                                                    % (self.server_url, path)]) from None
 
-    # --- health ------------------------------------------------------------------------
-
-    def health(self) -> dict:
-        """Readiness: ``{"status": "ok", "redis": true}``; a 503 when Redis is down."""
-        return self._request("GET", "/healthz")
-
     # --- queues ------------------------------------------------------------------------
 
     def queues(self) -> dict:
@@ -165,12 +154,13 @@ class AdminClient:
             body["timeout"] = timeout
         return self._request("POST", "/api/cli/tasks", body=body)
 
-    def list_tasks(self, queue: str, state: str = "pending", limit: int = defaults.PAGE, offset: int = 0) -> dict:
+    def list_tasks(self, queue: str, state: str = defaults.TASK_STATE, limit: int = defaults.PAGE,
+                   offset: int = 0) -> dict:
         """One page: ``{queue, state, total, limit, offset, tasks}``."""
         return self._request("GET", "/api/cli/queues/%s/tasks" % _segment(queue),
                              params={"state": state, "limit": limit, "offset": offset})
 
-    def iter_pages(self, queue: str, state: str = "pending", limit: int | None = None,
+    def iter_pages(self, queue: str, state: str = defaults.TASK_STATE, limit: int | None = None,
                    page_size: int = defaults.MAX_PAGE) -> Iterator[dict]:
         """Pages of at most ``page_size`` until ``limit`` tasks (or all of them) are read."""
         offset, remaining = 0, limit
@@ -183,12 +173,6 @@ class AdminClient:
             offset += size
             if offset >= page["total"] or not page["tasks"]:
                 return
-
-    def iter_tasks(self, queue: str, state: str = "pending", limit: int | None = None,
-                   page_size: int = defaults.MAX_PAGE) -> Iterator[dict]:
-        """Every task of ``queue`` in ``state`` (at most ``limit``), oldest first, page by page."""
-        for page in self.iter_pages(queue, state, limit, page_size):
-            yield from page["tasks"]
 
     def get_task(self, queue: str, task_id: str) -> dict:
         """``{"task": {...}}``."""

@@ -38,6 +38,8 @@ PAGE = 20
 MAX_PAGE = 1000
 #: Largest listing offset: far beyond any real list, well inside Redis' 64-bit indexes.
 MAX_OFFSET = 10**12
+#: The state a task listing shows when none is asked for: the tasks still waiting for a worker.
+TASK_STATE = "pending"
 
 #: Lines of a worker's log shown by GET /api/cli/workers/{id}.
 WORKER_LOG_LINES = 50
@@ -95,3 +97,24 @@ HOUSEKEEPER_LEASE = 3.0
 FORWARD_CHUNK = 500
 #: Tasks one run-again script call moves; a whole state is moved in such chunks.
 RUN_AGAIN_CHUNK = 500
+
+# --- the admin CLI (runqy/cli/) and its client (runqy/client.py) ---
+
+#: The server called when no flag, variable or saved profile names one: this machine's, on its default port.
+CLI_SERVER = "http://localhost:%d" % PORT
+#: Seconds the admin client waits to connect and for an answer: the server answers within about a
+#: second even when Redis is gone (then 503), so an answer ten seconds late is not coming.
+CLI_TIMEOUT = 10.0
+#: Extra attempts for a GET that failed to connect, timed out or got a gateway error, which a
+#: moment later is often gone; only GETs, which change nothing, are sent again.
+CLI_RETRIES = 2
+#: urllib3's back-off factor between those attempts, in seconds: short, a person is waiting.
+CLI_RETRY_BACKOFF = 0.2
+#: Tasks ``task list`` shows without -l (the original CLI's page).
+CLI_TASK_LIST_LIMIT = 10
+#: Seconds between the redraws of ``--watch`` (watch(1)'s interval).
+CLI_WATCH_INTERVAL = 2.0
+#: The name ``login`` saves a profile under without -n: most people use one server.
+CLI_PROFILE = "default"
+#: Directory of the saved profiles, under the home directory, when RUNQY_CONFIG_HOME is unset.
+CLI_HOME = ".runqy"

@@ -4,7 +4,7 @@ from typing import Any
 
 import falcon
 
-from runqy import jsontext, schedule, validation
+from runqy import defaults, jsontext, schedule, validation
 from runqy.config import whole
 from runqy.errors import TaskNotFound, ValidationError
 from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
@@ -85,7 +85,7 @@ class QueueTasks(Resource):
     """GET /api/cli/queues/{queue}/tasks?state=&limit=&offset=: one page, oldest first."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
-        state = req.get_param("state") or "pending"
+        state = req.get_param("state") or defaults.TASK_STATE
         if state not in TASK_STATES:
             raise ValidationError("state: %r is not one of %s" % (state, ", ".join(TASK_STATES)))
         limit, offset = page_params(req)

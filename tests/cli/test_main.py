@@ -1,0 +1,194 @@
+"""The command line as a whole: usage errors, help, exit codes, retries, and bin/runqy."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from runqy import __version__, defaults, keys, protobuf
+from tests.cli.helpers import bin_env, cli, nowhere
+from tests.conftest import ADMIN_KEY, ROOT, Gunicorn, wait_for
+
+# --- usage -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["--version"], ["-v"], ["queue", "--version"], ["task", "list", "--version"], ["vault", "set", "--version"],
+    ["config", "validate", "--version"], ["auth", "status", "--version"],
+])
+def test_version_is_printed_at_every_level(capsys, argv):
+    assert cli(capsys, *argv) == (0, "runqy %s\n" % __version__, "")
+
+
+@pytest.mark.parametrize("argv", [
+    ["-h"], ["queue", "-h"], ["queue", "list", "-h"], ["task", "enqueue", "-h"], ["worker", "info", "-h"],
+    ["config", "create", "-h"], ["vault", "delete", "-h"], ["login", "-h"], ["auth", "switch", "-h"], ["serve", "-h"],
+])
+def test_help_is_printed_at_every_level(capsys, argv):
+    code, out, _ = cli(capsys, *argv)
+
+    assert code == 0
+    assert out.startswith("usage: runqy")
+
+
+def test_help_of_the_top_level_lists_every_command_and_the_exit_codes(capsys):
+    _, out, _ = cli(capsys, "-h")
+
+    for noun in ("queue", "task", "worker", "config", "vault", "login", "logout", "auth", "serve"):
+        assert "\n    %s " % noun in out
+    assert "3  the server cannot be reached" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nosuch"], "invalid choice: 'nosuch'"),
+    (["task", "enqueue", "-p", "{}"], "the following arguments are required: -q/--queue"),
+    (["task", "list", "q", "--state", "lost"], "argument --state: invalid choice: 'lost'"),
+    (["task", "list", "q", "-l", "0"], "argument -l/--limit: must be at least 1"),
+    (["task", "enqueue", "-q", "q", "-t", "soon"], "argument -t/--timeout: 'soon' is not a whole number"),
+    (["queue", "pause"], "the following arguments are required: queue"),
+    (["vault", "set", "v", "K"], "the following arguments are required: VALUE"),
+    (["logout", "-n", "x", "--all"], "not allowed with argument"),
+    (["queue", "list", "--watch", "--interval", "0"], "must be more than 0"),
+    (["config", "create", "--mode", "forever"], "invalid choice: 'forever'"),
+])
+def test_bad_flags_are_usage_errors_with_exit_2(capsys, argv, message):
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+@pytest.mark.parametrize("argv", [[], ["queue"], ["vault"], ["auth"]])
+def test_a_command_group_without_its_verb_prints_its_help_and_exits_2(capsys, argv):
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out) == (2, "")
+    assert err.startswith("usage: runqy")
+
+
+def test_a_server_url_that_is_not_http_is_a_usage_error(capsys):
+    code, _, err = cli(capsys, "-s", "ftp://example.com", "queue", "list")
+
+    assert code == 2
+    assert "invalid server URL 'ftp://example.com'" in err
+
+
+def test_global_flags_may_follow_the_command(url, capsys, monkeypatch):
+    monkeypatch.delenv("RUNQY_SERVER")
+    monkeypatch.delenv("RUNQY_API_KEY")
+
+    code, out, _ = cli(capsys, "config", "list", "-s", url, "-k", ADMIN_KEY)
+
+    assert code == 0 and out.startswith("NAME")
+
+
+# --- unreachable, retries ----------------------------------------------------------------
+
+
+def test_a_server_that_does_not_listen_exits_3(capsys):
+    server = nowhere()
+
+    code, out, err = cli(capsys, "-s", server, "-k", "k", "queue", "list")
+
+    assert (code, out) == (3, "")
+    assert err.startswith("Error: cannot reach the runqy server at %s: " % server)
+    assert "Connection refused" in err
+
+
+def test_a_server_that_does_not_answer_in_time_exits_3(capsys):
+    with socket.socket() as silent:  # accepts connections (backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        server = "http://127.0.0.1:%d" % silent.getsockname()[1]
+
+        code, _, err = cli(capsys, "-s", server, "--request-timeout", "0.3", "queue", "pause", "simple")
+
+    assert code == 3
+    assert err == "Error: the runqy server at %s did not answer within 0.3s\n" % server
+
+
+def _requests_logged(server: Gunicorn, since: int, request_line: str) -> int:
+    return server.output()[since:].count('"%s HTTP/1.1" 503' % request_line)
+
+
+def test_only_gets_are_retried_when_the_server_answers_503(url, cli_server, redis_server, capsys):
+    redis_server.stop()
+    try:
+        since = len(cli_server.output())
+        code, _, err = cli(capsys, "queue", "list")
+        assert code == 1
+        assert err.startswith("Error: redis unavailable")
+
+        code, _, err = cli(capsys, "queue", "pause", "simple")
+        assert code == 1
+
+        # each gunicorn worker writes its own access log lines: wait until all are there
+        wait_for(lambda: _requests_logged(cli_server, since, "POST /api/cli/queues/simple/pause") == 1
+                 and _requests_logged(cli_server, since, "GET /api/cli/queues") >= 1 + defaults.CLI_RETRIES,
+                 what="the access log lines of the retried GET and of the pause")
+        assert _requests_logged(cli_server, since, "GET /api/cli/queues") == 1 + defaults.CLI_RETRIES
+        assert _requests_logged(cli_server, since, "POST /api/cli/queues/simple/pause") == 1
+    finally:
+        redis_server.start()
+
+
+# --- bin/runqy ---------------------------------------------------------------------------
+
+
+def test_bin_runqy_prints_the_version(tmp_path):
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "--version"], cwd=tmp_path,
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=30)
+
+    assert (done.returncode, done.stdout) == (0, "runqy %s\n" % __version__)
+
+
+def test_bin_runqy_without_the_project_venv_says_so_and_runs_python(tmp_path):
+    env = {**os.environ, "RUNQY_VENV": str(tmp_path / "no-venv"), "PYTHON": sys.executable}
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "--version"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=30)
+
+    assert (done.returncode, done.stdout) == (0, "runqy %s\n" % __version__)
+    assert "no-venv does not exist (bin/dev-server or bin/test creates it)" in done.stderr
+
+
+def test_bin_runqy_passes_the_exit_code_through(tmp_path):
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "-s", nowhere(), "queue", "list"], cwd=tmp_path,
+                          env={**os.environ, "PYTHON": sys.executable, "RUNQY_CONFIG_HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 3
+    assert "cannot reach the runqy server" in done.stderr
+
+
+def test_bin_runqy_runs_a_real_command_from_any_directory(url, r, tmp_path):
+    (tmp_path / "p.json").write_text('{"via": "bin/runqy"}')
+
+    argv = [str(ROOT / "bin" / "runqy"), "-s", url, "-k", ADMIN_KEY, "task", "enqueue", "-q", "simple", "-p", "@p.json"]
+    done = subprocess.run(argv, cwd=tmp_path, env=bin_env(RUNQY_CONFIG_HOME=str(tmp_path)),
+                          capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    task_id = done.stdout.splitlines()[1].split()[-1]
+    msg = protobuf.decode(r.hget(keys.task("simple.default", task_id), "msg"))
+    assert json.loads(msg.payload) == {"via": "bin/runqy"}
+
+
+def test_bin_runqy_runs_in_the_project_venv_from_a_clean_shell(url, tmp_path):
+    """As the README runs it right after bin/dev-server: no venv on PATH, PYTHON unset, and here
+    a python3 first on PATH that is not the project's environment."""
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "python3").write_text("#!/bin/sh\necho 'not the project environment' >&2\nexit 97\n")
+    (decoy / "python3").chmod(0o755)
+    env = {"PATH": "%s:/usr/bin:/bin" % decoy, "HOME": str(tmp_path), "RUNQY_CONFIG_HOME": str(tmp_path)}
+    if os.environ.get("RUNQY_VENV"):  # bin/test was told to use another environment than .venv
+        env["RUNQY_VENV"] = os.environ["RUNQY_VENV"]
+
+    done = subprocess.run([str(ROOT / "bin" / "runqy"), "-s", url, "-k", ADMIN_KEY, "queue", "list"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 0, done.stderr
+    assert "inference.high" in done.stdout

@@ -1,0 +1,77 @@
+"""runqy queue: what it prints, its exit code, what Redis holds after."""
+
+import json
+
+import requests
+
+from runqy import keys
+from tests.cli.helpers import cli, column_starts, enqueue
+from tests.conftest import ADMIN_KEY
+
+
+def test_queue_list_prints_an_aligned_row_per_sub_queue(url, capsys, r):
+    enqueue(capsys, "inference.high")
+    enqueue(capsys, "inference.high")
+
+    code, out, err = cli(capsys, "queue", "list")
+
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["QUEUE", "PENDING", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED", "PAUSED"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert rows["inference.high"] == ["2", "0", "0", "0", "0", "0", "no"]
+    assert rows["simple.default"] == ["0", "0", "0", "0", "0", "0", "no"]
+    assert r.llen(keys.pending("inference.high")) == 2
+    assert {tuple(column_starts(line)) for line in lines} == {tuple(column_starts(lines[0]))}
+
+
+def test_queue_list_json_is_the_server_answer(url, capsys):
+    enqueue(capsys, "simple")
+
+    code, out, _ = cli(capsys, "queue", "list", "--json")
+
+    assert code == 0
+    answer = json.loads(out)
+    assert answer == requests.get(url + "/api/cli/queues", headers={"Authorization": "Bearer " + ADMIN_KEY}).json()
+    assert {q["name"]: q["pending"] for q in answer["queues"]}["simple.default"] == 1
+
+
+def test_queue_inspect_of_a_parent_sums_its_sub_queues_and_shows_its_config(url, capsys):
+    enqueue(capsys, "inference.high")
+    enqueue(capsys, "inference.low")
+
+    code, out, _ = cli(capsys, "queue", "inspect", "inference")
+
+    assert code == 0
+    assert "Queue:    inference" in out
+    assert "  Pending:   2" in out
+    assert "Sub-queues:" in out and "inference.low" in out
+    assert "Git URL:     https://github.com/example/inference-worker.git" in out
+
+
+def test_queue_pause_holds_pending_tasks_back_and_unpause_returns_them(url, capsys, r):
+    task_id = enqueue(capsys, "simple")
+
+    code, out, _ = cli(capsys, "queue", "pause", "simple")
+
+    assert (code, out) == (0, "Queue 'simple' paused successfully.\n")
+    assert r.exists(keys.paused("simple.default"))
+    assert r.lrange(keys.held("simple.default"), 0, -1) == [task_id.encode()]
+    assert r.llen(keys.pending("simple.default")) == 0
+    assert "yes" in [line.split()[-1] for line in cli(capsys, "queue", "list")[1].splitlines()
+                     if line.startswith("simple.default")]
+
+    code, out, _ = cli(capsys, "queue", "unpause", "simple")
+
+    assert (code, out) == (0, "Queue 'simple' unpaused successfully.\n")
+    assert not r.exists(keys.paused("simple.default"))
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
+
+
+def test_pausing_an_unknown_queue_exits_1_with_the_server_message(url, capsys, r):
+    code, out, err = cli(capsys, "queue", "pause", "nosuch")
+
+    assert code == 1
+    assert out == ""
+    assert err == "Error: queue not found: nosuch\n"
+    assert not r.exists(keys.paused("nosuch.default"))
