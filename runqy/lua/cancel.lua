@@ -1,5 +1,5 @@
 -- Cancel a task that has not started: take it out of whichever list holds it and
--- archive it with error_msg "canceled" (docs/product.md §5).
+-- archive it with error_msg "canceled" (docs/product.md §5); a unique task releases its lock.
 --
 -- KEYS[1] -> asynq:{Q}:t:<id>
 -- KEYS[2] -> asynq:{Q}:pending
@@ -32,6 +32,12 @@ local removed = redis.call('LREM', KEYS[2], 0, ARGV[1]) + redis.call('LREM', KEY
 if removed == 0 and state == 'pending' then
   -- between a worker's BRPOP and its activation the id is in no list: it is starting
   return {2}
+end
+-- a unique task gives its lock up, if it still holds it (the lock key is read from the hash:
+-- it is in this queue's hash slot)
+local lock = redis.call('HGET', KEYS[1], 'unique_key')
+if lock and redis.call('GET', lock) == ARGV[1] then
+  redis.call('DEL', lock)
 end
 local ttl = tonumber(redis.call('HGET', KEYS[1], 'ttl_archived') or '0') or 0
 local purge_at = tonumber(ARGV[2]) + (ttl > 0 and ttl or 3153600000)

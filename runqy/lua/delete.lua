@@ -1,5 +1,6 @@
 -- Delete a task that is not running: remove it from every list and delete its hash
--- (docs/product.md §5). The caller deletes the reverse key, which lives in another slot.
+-- (docs/product.md §5); a unique task releases its lock. The caller deletes the reverse key,
+-- which lives in another slot.
 --
 -- KEYS[1]  -> asynq:{Q}:t:<id>
 -- KEYS[2]  -> asynq:{Q}:active
@@ -16,6 +17,12 @@
 
 if redis.call('LPOS', KEYS[2], ARGV[1]) then
   return -2
+end
+-- a unique task gives its lock up, if it still holds it (the lock key is read from the hash:
+-- it is in this queue's hash slot)
+local lock = redis.call('HGET', KEYS[1], 'unique_key')
+if lock and redis.call('GET', lock) == ARGV[1] then
+  redis.call('DEL', lock)
 end
 local removed = redis.call('DEL', KEYS[1]) + redis.call('LREM', KEYS[3], 0, ARGV[1])
   + redis.call('LREM', KEYS[4], 0, ARGV[1])
