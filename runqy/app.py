@@ -16,6 +16,7 @@ from runqy.resources import configs, docs, health, queues, tasks, vaults, worker
 from runqy.store import Store, connect
 from runqy.validation import SCHEMA_DIR
 from runqy.vault import Cipher
+from runqy.waiting import Waiters
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
     if not cipher.enabled:
         logger.info("%s", cipher.problem)
     metrics = Metrics(store, housekeeper)
+    waiters = Waiters(store)
     app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size),
                                   AuthMiddleware(settings)])
     app.req_options.strip_url_path_trailing_slash = True
@@ -107,8 +109,8 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
         ("/worker/register", workers.Register(store, settings, cipher, WORKERS)),
         ("/queue/add", tasks.Enqueue(store, CLIENTS)),
         ("/queue/add-batch", tasks.EnqueueBatch(store, CLIENTS)),
-        ("/queue/{task_id}", tasks.TaskStatus(store, CLIENTS)),
-        ("/queue/{task_id}/{queue_name}", tasks.TaskStatus(store, CLIENTS)),
+        ("/queue/{task_id}", tasks.TaskStatus(store, waiters, CLIENTS)),
+        ("/queue/{task_id}/{queue_name}", tasks.TaskStatus(store, waiters, CLIENTS)),
         ("/api/cli/queues", queues.Queues(store, ADMIN_ONLY)),
         ("/api/cli/queues/{queue}", queues.Queue(store, ADMIN_ONLY)),
         ("/api/cli/queues/{queue}/pause", queues.Pause(store, ADMIN_ONLY, paused=True)),

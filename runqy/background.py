@@ -54,28 +54,35 @@ class Loop:
 
     @property
     def running(self) -> bool:
-        return self._pid == _pid and self._thread is not None and self._thread.is_alive()
+        """Started in this process and not stopped since."""
+        return self._pid == _pid and self._thread is not None and not self._stop.is_set()
 
     def start(self) -> None:
         """Run in this process from now on, instead of any other loop of the same name (registered
-        so that :func:`stop_all` stops it)."""
+        so that :func:`stop_all` stops it).
+
+        The lock is held only for bookkeeping that never waits: under gevent it may be a real
+        lock (made before the worker patched ``threading``), and a greenlet that waited while
+        holding it would stop every other greenlet that asks for it.
+        """
         with _lock:
             previous = _LOOPS.get(self.name)
-            if previous is not None and previous is not self:
-                previous.stop()
             _LOOPS[self.name] = self
             if self.running:
                 return
             self._stop = threading.Event()
             self._pid = _pid
-            self._thread = threading.Thread(target=self._run, name="runqy-" + self.name, daemon=True)
-            self._thread.start()
+            thread = self._thread = threading.Thread(target=self._run, name="runqy-" + self.name, daemon=True)
+        if previous is not None and previous is not self:
+            previous.stop()
+        thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop after the step in progress, waiting for it at most ``timeout`` seconds."""
         self._stop.set()
         thread = self._thread
-        if self.running and thread is not threading.current_thread():
+        if (self._pid == _pid and thread is not None and thread.is_alive()
+                and thread is not threading.current_thread()):
             thread.join(timeout)
 
     def _run(self) -> None:

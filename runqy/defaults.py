@@ -97,6 +97,12 @@ HOUSEKEEPER_LEASE = 3.0
 FORWARD_CHUNK = 500
 #: Tasks one run-again script call moves; a whole state is moved in such chunks.
 RUN_AGAIN_CHUNK = 500
+#: GET /queue/{id}?wait=: the longest wait, the wait of ``wait=true`` (the Go server's spelling),
+#: and how often each process asks Redis which waited-for tasks have finished (a waiting
+#: request answers within this time of the worker's write).
+MAX_WAIT = 60
+WAIT_TRUE = 30
+WAIT_POLL_EVERY = 0.05
 
 # --- the admin CLI (runqy/cli/) and its client (runqy/client.py) ---
 

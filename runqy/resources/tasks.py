@@ -10,8 +10,9 @@ from runqy.errors import TaskNotFound, ValidationError
 from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
 from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
-from runqy.states import TASK_STATES
+from runqy.states import FINAL_STATES, TASK_STATES
 from runqy.store import Enqueued, NewTask, Store, rfc3339
+from runqy.waiting import Waiters
 
 #: Keys of an enqueue body that are never part of a flat payload.
 RESERVED = frozenset(("queue", "data", "timeout", "max_retry", "process_at", "delay", "unique_for", "task_id"))
@@ -69,8 +70,26 @@ class EnqueueBatch(Resource):
                       "task_ids": [task.id for task in enqueued], "errors": []}
 
 
+def wait_param(req: falcon.Request) -> int | None:
+    """``?wait=``: whole seconds from 1 to 60, or ``true`` for 30 (the Go server's spelling)."""
+    raw = req.get_param("wait")
+    if raw is None:
+        return None
+    if raw.lower() == "true":
+        return defaults.WAIT_TRUE
+    if not (raw.isdigit() and 1 <= int(raw) <= defaults.MAX_WAIT):
+        raise ValidationError("wait: %r is not a number of seconds from 1 to %d, or true"
+                              % (raw[:32], defaults.MAX_WAIT))
+    return int(raw)
+
+
 class TaskStatus(Resource):
-    """GET /queue/{task_id} and GET /queue/{task_id}/{queue_name}."""
+    """GET /queue/{task_id} and GET /queue/{task_id}/{queue_name}; with ``?wait=`` it answers
+    once the task has finished, or when the time is up with the task as it is then."""
+
+    def __init__(self, store: Store, waiters: Waiters, roles: frozenset[str]):
+        super().__init__(store, roles)
+        self._waiters = waiters
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, task_id: str, queue_name: str | None = None) -> None:
         queue = None
@@ -78,7 +97,12 @@ class TaskStatus(Resource):
             queue = full_queue_name(queue_param(queue_name))
         if len(task_id) > _MAX_ID_LENGTH:
             raise TaskNotFound(task_id[:_MAX_ID_LENGTH] + "...")
-        resp.media = {"info": self._store.tasks.get(task_id, queue).to_dict()}
+        wait = wait_param(req)
+        task = self._store.tasks.get(task_id, queue)
+        if wait and task.state not in FINAL_STATES:
+            self._waiters.wait(task.queue, task_id, wait)
+            task = self._store.tasks.get(task_id, task.queue)
+        resp.media = {"info": task.to_dict()}
 
 
 class QueueTasks(Resource):

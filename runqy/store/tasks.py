@@ -209,6 +209,11 @@ class Tasks:
                     break
         return moved
 
+    def finished(self, task_keys: Sequence[str]) -> list[str]:
+        """Those of the task hash keys whose task has completed, been archived or gone."""
+        done = self._db.script("finished", task_keys, [])
+        return [task_keys[i - 1] for i in done]
+
 
 def _queue_reads(pipe: redis.client.Pipeline, queue: str, ids: list[str]) -> None:
     """Queue the reads of tasks ``ids``: hash fields, and the retry or process time."""
