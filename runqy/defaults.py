@@ -124,3 +124,5 @@ CLI_WATCH_INTERVAL = 2.0
 CLI_PROFILE = "default"
 #: Directory of the saved profiles, under the home directory, when RUNQY_CONFIG_HOME is unset.
 CLI_HOME = ".runqy"
+#: How long the answer to a request with an Idempotency-Key is kept for its repeats.
+IDEMPOTENCY_TTL = 24 * 3600

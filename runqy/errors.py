@@ -51,6 +51,12 @@ class Conflict(RunqyError):
     status = 409
 
 
+class Unprocessable(RunqyError):
+    """Raised when a well-formed request cannot be carried out as it stands."""
+
+    status = 422
+
+
 class PayloadTooLarge(RunqyError):
     """Raised when a request body is over the configured size limit."""
 
@@ -194,6 +200,14 @@ class VaultExists(Conflict):
     def __init__(self, name: str):
         super().__init__("vault already exists: %s" % name)
         self.name = name
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """Raised when an Idempotency-Key comes again with another request (route or body)."""
+
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key was already used with a different request; use a new key for a new "
+                         "request")
 
 
 # --- unavailable -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ runqy:{Q}:held                         LIST    pending task ids held back while 
 runqy:housekeeper                      STRING  the lease of the one housekeeper of a deployment:
                                                its holder's id, with a TTL (runqy.housekeeper)
 runqy:housekeeping                     HASH    tasks the housekeeper moved: scheduled, retry, swept
+runqy:idempotency:<role>:<sha256>      HASH    an idempotent request's fingerprint and first answer (24 h)
 runqy:vaults                           SET     vault names
 runqy:vault:<name>                     HASH    ':meta' -> vault JSON, 'e:<KEY>' -> entry JSON
                                                (value AES-256-GCM encrypted)
@@ -148,6 +149,11 @@ def queue_config(queue: str) -> str:
 
 def held(queue: str) -> str:
     return "runqy:{%s}:held" % queue
+
+
+def idempotency(role: str, key_digest: str) -> str:
+    """The record of a request with an Idempotency-Key: per role, by the key's SHA-256."""
+    return "runqy:idempotency:%s:%s" % (role, key_digest)
 
 
 def vault(name: str) -> str:

@@ -16,6 +16,8 @@
 -- KEYS[6+n+i]    -> asynq:t:<id_i>      the reverse key of task i
 -- KEYS[6+2n+i]   -> asynq:{Q}:unique:<Q>:<md5 of payload i>, the unique lock of task i; only
 --                   when ARGV[7] is set
+-- KEYS[#KEYS]    -> runqy:idempotency:<role>:<sha256 of the key>, the record of the request that
+--                   carried an Idempotency-Key; only when ARGV[8] is set
 -- ARGV[1]        -> now, Unix seconds
 -- ARGV[2]        -> max_retry for every task; "" = the queue's default
 -- ARGV[3]        -> Q, the queue name the reverse keys hold
@@ -23,14 +25,31 @@
 -- ARGV[5]        -> the reverse key's field that holds Q ('queue')
 -- ARGV[6]        -> when the tasks are to run, Unix seconds, later than now; "" = now
 -- ARGV[7]        -> lifetime of each unique lock, seconds; "" = the tasks are not unique
--- ARGV[5+3i], ARGV[6+3i], ARGV[7+3i] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
+-- ARGV[8]        -> the fingerprint of an idempotent request (its route and body); "" = none
+-- ARGV[9]        -> lifetime of the idempotency record, seconds
+-- ARGV[7+3i], ARGV[8+3i], ARGV[9+3i] -> id_i, msg fields 1-4 of task i, timeout of task i ("" = default)
 --
--- Returns {held, max_retry, default_timeout} where held is 1 when the queue is paused, or
+-- Returns {1, held, max_retry, default_timeout} where held is 1 when the queue is paused, or
+--   {2, answer}   a repeat of the idempotent request: the JSON {held, max_retry,
+--                 default_timeout, ids} that the first call returned, and nothing written
 --   {-1}          the queue has no config
 --   {-2, i}       task i already exists: its hash is in this queue, or its reverse key names
 --                 another queue (a reverse key naming this queue without a hash is the claim of
 --                 an enqueue whose answer was lost; retrying it writes the task)
 --   {-3, i, id}   task i is a duplicate: task id holds its unique lock
+--   {-4}          the idempotency key was used with another request
+
+local idempotent = ARGV[8] ~= ''
+local record = KEYS[#KEYS]
+if idempotent then
+  local stored = redis.call('HMGET', record, 'fingerprint', 'answer')
+  if stored[1] then
+    if stored[1] ~= ARGV[8] then
+      return {-4}
+    end
+    return {2, stored[2]}
+  end
+end
 
 local config = redis.call('HMGET', KEYS[1], 'max_retry', 'timeout', 'result_ttl', 'failed_ttl', 'pending_timeout')
 if not config[1] then
@@ -38,7 +57,7 @@ if not config[1] then
 end
 local queue = ARGV[3]
 local unique_for = ARGV[7]
-local n = (#KEYS - 6) / (unique_for == '' and 2 or 3)
+local n = (#KEYS - 6 - (idempotent and 1 or 0)) / (unique_for == '' and 2 or 3)
 -- claim every reverse key and unique lock; when one task cannot be written, the claims made
 -- here are taken back and nothing else has been written
 local claimed = {}
@@ -49,7 +68,7 @@ local function refuse(reply)
   return reply
 end
 for i = 1, n do
-  local id = ARGV[5 + 3 * i]
+  local id = ARGV[7 + 3 * i]
   local taken = redis.call('EXISTS', KEYS[6 + i]) == 1
   if not taken then
     if redis.call('HSETNX', KEYS[6 + n + i], ARGV[5], queue) == 1 then
@@ -113,7 +132,7 @@ end
 local reverse_ttl = ARGV[4]
 local ids = {}
 for i = 1, n do
-  local a = 5 + 3 * i
+  local a = 7 + 3 * i
   local timeout = tonumber(ARGV[a + 2]) or default_timeout
   local hash = KEYS[6 + i]
   redis.call('EXPIRE', KEYS[6 + n + i], reverse_ttl)
@@ -147,4 +166,12 @@ for i = 1, n do
   end
 end
 redis.call('SADD', KEYS[5], queue)
-return {held, max_retry, default_timeout}
+if idempotent then
+  local all = {}
+  for i = 1, n do
+    all[i] = ARGV[7 + 3 * i]
+  end
+  redis.call('HSET', record, 'fingerprint', ARGV[8], 'answer', cjson.encode({held, max_retry, default_timeout, all}))
+  redis.call('EXPIRE', record, ARGV[9])
+end
+return {1, held, max_retry, default_timeout}

@@ -1,22 +1,26 @@
 """Enqueue and task status: /queue/add, /queue/add-batch, /queue/{task_id}."""
 
+import hashlib
+import json
+import re
 from typing import Any
 
 import falcon
 
-from runqy import defaults, jsontext, schedule, validation
+from runqy import defaults, jsontext, keys, schedule, validation
 from runqy.config import whole
 from runqy.errors import TaskNotFound, ValidationError
 from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
 from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
 from runqy.states import FINAL_STATES, TASK_STATES
-from runqy.store import Enqueued, NewTask, Store, rfc3339
+from runqy.store import Enqueued, Idempotency, NewTask, Store, rfc3339
 from runqy.waiting import Waiters
 
 #: Keys of an enqueue body that are never part of a flat payload.
 RESERVED = frozenset(("queue", "data", "timeout", "max_retry", "process_at", "delay", "unique_for", "task_id"))
 _MAX_ID_LENGTH = 128
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def dump_payload(value: Any) -> bytes:
@@ -33,10 +37,27 @@ def info(task: Enqueued) -> dict[str, Any]:
     return answer
 
 
-def _options(store: Store, body: dict) -> dict[str, Any]:
-    """The enqueue options of a body, for every task it enqueues."""
+def idempotency(req: falcon.Request, body: Any) -> Idempotency | None:
+    """The ``Idempotency-Key`` of a request: its record (per role) and the request's fingerprint."""
+    key = req.get_header("Idempotency-Key")
+    if key is None:
+        return None
+    if not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValidationError("Idempotency-Key: must be 1 to 255 printable ASCII characters")
+    fingerprint = hashlib.sha256(("%s %s " % (req.method, req.path)).encode()
+                                 + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return Idempotency(keys.idempotency(req.context.role, hashlib.sha256(key.encode()).hexdigest()), fingerprint)
+
+
+def _options(store: Store, req: falcon.Request, body: dict) -> dict[str, Any]:
+    """The enqueue options of a request, for every task it enqueues."""
     return {"max_retry": whole(body.get("max_retry")), "process_at": schedule.process_time(body, store.db.now()),
-            "unique_for": body.get("unique_for")}
+            "unique_for": body.get("unique_for"), "idempotency": idempotency(req, body)}
+
+
+def _replayed(resp: falcon.Response, enqueued: list[Enqueued]) -> None:
+    if enqueued[0].replayed:
+        resp.set_header("Idempotent-Replayed", "true")
 
 
 class Enqueue(Resource):
@@ -46,7 +67,9 @@ class Enqueue(Resource):
         body = read_json(req, "enqueue")
         payload = body["data"] if "data" in body else {k: v for k, v in body.items() if k not in RESERVED}
         task = NewTask(dump_payload(payload), whole(body.get("timeout")), body.get("task_id"))
-        (enqueued,) = self._store.tasks.enqueue(full_queue_name(body["queue"]), [task], **_options(self._store, body))
+        (enqueued,) = self._store.tasks.enqueue(full_queue_name(body["queue"]), [task],
+                                                **_options(self._store, req, body))
+        _replayed(resp, [enqueued])
         resp.media = {"info": info(enqueued)}
 
 
@@ -65,7 +88,8 @@ class EnqueueBatch(Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "enqueue_batch")
         tasks = [_batch_task(i, job, whole(body.get("timeout"))) for i, job in enumerate(body["jobs"])]
-        enqueued = self._store.tasks.enqueue(full_queue_name(body["queue"]), tasks, **_options(self._store, body))
+        enqueued = self._store.tasks.enqueue(full_queue_name(body["queue"]), tasks, **_options(self._store, req, body))
+        _replayed(resp, enqueued)
         resp.media = {"enqueued": len(enqueued), "failed": 0,
                       "task_ids": [task.id for task in enqueued], "errors": []}
 

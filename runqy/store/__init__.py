@@ -17,12 +17,12 @@ from runqy.store.connection import connect
 from runqy.store.housekeeping import Housekeeping
 from runqy.store.plumbing import Plumbing
 from runqy.store.queues import Queues
-from runqy.store.records import Enqueued, NewTask, QueueStats, Task, Worker, rfc3339, uuid4
+from runqy.store.records import Enqueued, Idempotency, NewTask, QueueStats, Task, Worker, rfc3339, uuid4
 from runqy.store.tasks import Tasks
 from runqy.store.vaults import Vaults
 from runqy.store.workers import Workers
 
-__all__ = ["Store", "connect", "Enqueued", "NewTask", "QueueStats", "Task", "Worker", "rfc3339", "uuid4"]
+__all__ = ["Store", "connect", "Enqueued", "Idempotency", "NewTask", "QueueStats", "Task", "Worker", "rfc3339", "uuid4"]
 
 
 class Store:

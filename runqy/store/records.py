@@ -79,6 +79,17 @@ class Enqueued:
     held: bool = False
     #: when a scheduled task is to run, Unix seconds
     process_at: int | None = None
+    #: True when an idempotent request was repeated: the task is the first request's
+    replayed: bool = False
+
+
+@dataclass
+class Idempotency:
+    """What makes an enqueue idempotent: the record of its key, and the fingerprint of the
+    request (route and body) that the key may be used again with."""
+
+    key: str
+    fingerprint: str
 
 
 @dataclass

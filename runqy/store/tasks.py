@@ -2,6 +2,7 @@
 (docs/worker-protocol.md §3)."""
 
 import hashlib
+import json
 from collections import OrderedDict
 from typing import Any, Sequence
 
@@ -10,7 +11,7 @@ import redis
 from runqy import defaults, errors, keys, protobuf
 from runqy.store.configs import Configs
 from runqy.store.plumbing import Plumbing
-from runqy.store.records import TASK_FIELDS, Enqueued, NewTask, Task
+from runqy.store.records import TASK_FIELDS, Enqueued, Idempotency, NewTask, Task
 
 
 class Tasks:
@@ -20,13 +21,17 @@ class Tasks:
         self._queue_of: OrderedDict[str, str] = OrderedDict()  # task id -> queue, see get
 
     def enqueue(self, queue: str, tasks: Sequence[NewTask], max_retry: int | None = None, *,
-                process_at: int | None = None, unique_for: int | None = None) -> list[Enqueued]:
+                process_at: int | None = None, unique_for: int | None = None,
+                idempotency: Idempotency | None = None) -> list[Enqueued]:
         """Write ``tasks`` onto ``queue`` (a full sub-queue name) with one call of the enqueue script.
 
         The script writes every reverse key and task hash and pushes the ids (or, with
         ``process_at``, a Unix time later than now, puts them in the scheduled set), or
         nothing. With ``unique_for`` each task takes asynq's unique lock of its payload for
-        that many seconds, and a task whose lock is held makes the whole call fail. When
+        that many seconds, and a task whose lock is held makes the whole call fail. With
+        ``idempotency`` the same call records what it wrote; a repeat writes nothing and
+        answers the tasks of the first (``replayed``), and the same key with another request
+        is refused. When
         Redis does not answer, the tasks may have been written: the error says to retry
         with the same ``task_id``, which then finds the task (409) or writes it.
         """
@@ -39,8 +44,11 @@ class Tasks:
         script_keys += [keys.task_queue(task_id) for task_id in ids]
         if unique_for:
             script_keys += [keys.unique(queue, hashlib.md5(t.payload).hexdigest()) for t in tasks]
+        if idempotency:
+            script_keys.append(idempotency.key)
         args: list[Any] = [self._db.now(), "" if max_retry is None else max_retry, queue, defaults.TASK_QUEUE_TTL,
-                           keys.TASK_QUEUE_FIELD, process_at or "", unique_for or ""]
+                           keys.TASK_QUEUE_FIELD, process_at or "", unique_for or "",
+                           idempotency.fingerprint if idempotency else "", defaults.IDEMPOTENCY_TTL]
         head = protobuf.head_encoder(queue, queue)
         for task_id, task in zip(ids, tasks):
             args += [task_id, head(task.payload, task_id),
@@ -53,15 +61,20 @@ class Tasks:
             reply = self._db.script("enqueue", script_keys, args, {
                 -1: lambda _: self._configs.unknown_queue(queue),
                 -2: lambda reply: errors.TaskExists(ids[int(reply[1]) - 1]),
-                -3: lambda reply: errors.TaskDuplicate(reply[2].decode(), queue, job(reply))})
+                -3: lambda reply: errors.TaskDuplicate(reply[2].decode(), queue, job(reply)),
+                -4: lambda _: errors.IdempotencyKeyReused()})
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise errors.MaybeWritten(exc) from None
+        replayed = reply[0] == 2
+        if replayed:  # the first call's answer: its ids, and what the queue's config said then
+            held, resolved_retry, default_timeout, ids = json.loads(reply[1])
+        else:
+            held, resolved_retry, default_timeout = reply[1:4]
         self._remember(dict.fromkeys(ids, queue))
-        held, resolved_retry, default_timeout = reply[0] == 1, int(reply[1]), int(reply[2])
         state = "scheduled" if process_at else "pending"
-        return [Enqueued(task_id, queue, state, resolved_retry,
-                         default_timeout if task.timeout is None else task.timeout, held and not process_at,
-                         process_at)
+        return [Enqueued(task_id, queue, state, int(resolved_retry),
+                         int(default_timeout) if task.timeout is None else task.timeout,
+                         held == 1 and not process_at, process_at, replayed)
                 for task_id, task in zip(ids, tasks)]
 
     def queue_of(self, task_id: str) -> str | None:
