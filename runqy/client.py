@@ -112,14 +112,19 @@ class AdminClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
-        """The one place that talks HTTP: the decoded JSON answer, or one of our exceptions."""
+    def _request(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
+                 headers: dict | None = None, wait: int = 0) -> Any:
+        """The one place that talks HTTP: the decoded JSON answer, or one of our exceptions.
+
+        ``wait``: seconds the server may hold the answer back (``?wait=``), on top of the timeout.
+        """
+        timeout = self.timeout + wait
         try:
             resp = self.session.request(method, self.server_url + path, params=params, json=body,
-                                        timeout=self.timeout)
+                                        headers=headers, timeout=timeout)
         except requests.Timeout:
             raise Unreachable("the runqy server at %s did not answer within %gs"
-                              % (self.server_url, self.timeout)) from None
+                              % (self.server_url, timeout)) from None
         except requests.ConnectionError as exc:
             raise Unreachable("cannot reach the runqy server at %s: %s" % (self.server_url, _reason(exc))) from None
         except requests.RequestException as exc:
@@ -146,13 +151,22 @@ class AdminClient:
     def unpause(self, name: str) -> dict:
         return self._request("POST", "/api/cli/queues/%s/unpause" % _segment(name))
 
+    def run_queue(self, name: str, state: str) -> dict:
+        """Every ``state`` (archived, retry or scheduled) task of the queue to pending:
+        ``{queue, state, moved, sub_queues: [{name, moved}]}``."""
+        return self._request("POST", "/api/cli/queues/%s/run" % _segment(name), params={"state": state})
+
     # --- tasks -------------------------------------------------------------------------
 
-    def enqueue(self, queue: str, payload: Any, timeout: int | None = None) -> dict:
-        body: dict[str, Any] = {"queue": queue, "data": payload}
-        if timeout is not None:
-            body["timeout"] = timeout
-        return self._request("POST", "/api/cli/tasks", body=body)
+    def enqueue(self, queue: str, payload: Any, timeout: int | None = None, *, delay: int | None = None,
+                process_at: str | float | None = None, unique_for: int | None = None,
+                idempotency_key: str | None = None) -> dict:
+        """``delay`` or ``process_at`` (RFC 3339 or Unix seconds) schedules the task; ``unique_for``
+        refuses the same payload on the queue for that many seconds (409)."""
+        options = {"timeout": timeout, "delay": delay, "process_at": process_at, "unique_for": unique_for}
+        body = {"queue": queue, "data": payload, **{k: v for k, v in options.items() if v is not None}}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._request("POST", "/api/cli/tasks", body=body, headers=headers)
 
     def list_tasks(self, queue: str, state: str = defaults.TASK_STATE, limit: int = defaults.PAGE,
                    offset: int = 0) -> dict:
@@ -177,6 +191,16 @@ class AdminClient:
     def get_task(self, queue: str, task_id: str) -> dict:
         """``{"task": {...}}``."""
         return self._request("GET", "/api/cli/queues/%s/tasks/%s" % (_segment(queue), _segment(task_id)))
+
+    def wait_task(self, queue: str, task_id: str, wait: int) -> dict:
+        """``{"info": {...}}`` once the task has completed or been archived, or after ``wait``
+        seconds (1 to 60) with the task as it is then; ``queue`` is its sub-queue."""
+        return self._request("GET", "/queue/%s/%s" % (_segment(task_id), _segment(queue)),
+                             params={"wait": wait}, wait=wait)
+
+    def run_task(self, queue: str, task_id: str) -> dict:
+        """A scheduled, retry or archived task to pending: ``{id, queue, state, was}`` (409 otherwise)."""
+        return self._request("POST", "/api/cli/queues/%s/tasks/%s/run" % (_segment(queue), _segment(task_id)))
 
     def cancel_task(self, task_id: str) -> dict:
         """``canceled`` is false when the task is running (the server answers 202)."""

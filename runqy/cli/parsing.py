@@ -6,18 +6,24 @@ declared in one line next to the function that runs it.
 
 import argparse
 import functools
+import re
 import sys
+from datetime import datetime
 from typing import Any, Callable
 
 from runqy import __version__, defaults
 from runqy.cli.errors import EXIT_CODES, USAGE
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError("%r is not a whole number" % text) from None
+
+
+def positive_int(text: str) -> int:
+    value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1, not %d" % value)
     return value
@@ -31,6 +37,49 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError("must be more than 0, not %s" % text)
     return value
+
+
+#: Seconds per unit of a duration: ``90`` (seconds), ``30s``, ``5m``, ``1h``, ``2d``.
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+)([smhd]?)")
+
+
+def duration_secs(text: str) -> int:
+    """A duration of at least one second: whole seconds, or a whole number with s, m, h or d."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not match:
+        raise argparse.ArgumentTypeError("%r is not a duration: give seconds (90) or a number with s, m, h or d "
+                                         "(30s, 5m, 1h, 2d)" % text)
+    value = int(match[1]) * _UNITS[match[2]]
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1s, not %s" % text)
+    return value
+
+
+def int_between(low: int, high: int) -> Callable[[str], int]:
+    """The type of a whole number from ``low`` to ``high``."""
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError("must be from %d to %d, not %d" % (low, high, value))
+        return value
+    return parse
+
+
+def point_in_time(text: str) -> str | float:
+    """``--at``: Unix seconds, or an RFC 3339 time with its UTC offset (Z or +hh:mm), as the server reads it."""
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None or "T" not in text.upper():
+        raise argparse.ArgumentTypeError("%r is not a time: give RFC 3339 with a UTC offset "
+                                         "(2026-12-01T10:00:00Z) or Unix seconds" % text)
+    return text
 
 
 def global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -83,9 +132,11 @@ class Commands:
         return Commands(parser, (self._common, self._json, self._watch))
 
     def command(self, name: str, run: Callable[..., int], help_: str, *, remote: bool = True,
-                json_out: bool = True, watchable: bool = False) -> argparse.ArgumentParser:
-        """One command; its parser, for the arguments of its own."""
+                json_out: bool = True, watchable: bool = False, example: str = "") -> argparse.ArgumentParser:
+        """One command; its parser, for the arguments of its own. ``example`` ends its --help."""
         parents = [self._common] + ([self._json] if json_out else []) + ([self._watch] if watchable else [])
-        parser = self._verbs.add_parser(name, help=help_, description=help_, parents=parents)
+        parser = self._verbs.add_parser(name, help=help_, description=help_, parents=parents,
+                                        epilog="example:\n  %s" % example if example else None,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(run=run, remote=remote)
         return parser

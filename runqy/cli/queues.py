@@ -1,4 +1,4 @@
-"""``runqy queue``: statistics, pause and unpause."""
+"""``runqy queue``: statistics, pause and unpause, run a state's tasks again."""
 
 import argparse
 
@@ -6,14 +6,19 @@ from runqy.cli.errors import OK
 from runqy.cli.output import duration, emit, labelled, listing, table, watching, yes_no
 from runqy.cli.parsing import Commands
 from runqy.client import AdminClient
+from runqy.states import RUNNABLE_STATES
 
 
 def register(commands: Commands) -> None:
-    queue = commands.group("queue", "queues: statistics, pause and unpause")
+    queue = commands.group("queue", "queues: statistics, pause and unpause, run tasks again")
     queue.command("list", queue_list, "list every queue with its task counts", watchable=True)
     queue.command("inspect", queue_inspect, "show one queue: counts, sub-queues, config").add_argument("queue")
     queue.command("pause", queue_pause, "pause a queue: workers get none of its tasks").add_argument("queue")
     queue.command("unpause", queue_unpause, "unpause a queue").add_argument("queue")
+    p = queue.command("run", queue_run, "run every archived, retry or scheduled task of a queue now",
+                      example="runqy queue run inference --state archived")
+    p.add_argument("queue")
+    p.add_argument("--state", required=True, choices=RUNNABLE_STATES, help="the tasks to move to pending")
 
 
 def queue_list(args: argparse.Namespace, client: AdminClient) -> int:
@@ -66,3 +71,15 @@ def queue_pause(args: argparse.Namespace, client: AdminClient) -> int:
 def queue_unpause(args: argparse.Namespace, client: AdminClient) -> int:
     emit(args, client.unpause(args.queue), lambda _: print("Queue '%s' unpaused successfully." % args.queue))
     return OK
+
+
+def queue_run(args: argparse.Namespace, client: AdminClient) -> int:
+    emit(args, client.run_queue(args.queue, args.state), _show_run)
+    return OK
+
+
+def _show_run(answer: dict) -> None:
+    print("Moved %d %s task(s) of queue '%s' to pending." % (answer["moved"], answer["state"], answer["queue"]))
+    subs = answer["sub_queues"]
+    if len(subs) > 1:
+        table(("SUB-QUEUE", "MOVED"), ((s["name"], s["moved"]) for s in subs))

@@ -1,4 +1,4 @@
-"""``runqy task``: enqueue, list, get, cancel, delete."""
+"""``runqy task``: enqueue (now, later, unique), list, get (or wait for), run again, cancel, delete."""
 
 import argparse
 import json
@@ -9,26 +9,43 @@ from typing import Any, Callable
 from runqy import defaults
 from runqy.cli.errors import OK, UsageError
 from runqy.cli.output import cut, duration, emit, labelled, pretty, table, watching
-from runqy.cli.parsing import Commands, positive_int
+from runqy.cli.parsing import Commands, duration_secs, int_between, point_in_time, positive_int
 from runqy.client import AdminClient
-from runqy.states import TASK_STATES
+from runqy.states import FINAL_STATES, TASK_STATES
 
 
 def register(commands: Commands) -> None:
-    task = commands.group("task", "tasks: enqueue, list, get, cancel, delete")
-    p = task.command("enqueue", task_enqueue, "enqueue one task")
+    task = commands.group("task", "tasks: enqueue, list, get, run, cancel, delete")
+    p = task.command("enqueue", task_enqueue, "enqueue one task, to run now or later",
+                     example="runqy task enqueue -q inference.high -p '{\"n\": 1}' --delay 5m --unique-for 1h")
     p.add_argument("-q", "--queue", required=True, help="queue name (parent or parent.sub)")
     p.add_argument("-p", "--payload", default="{}", metavar="PAYLOAD",
                    help="JSON payload: inline, @file.json, or - for stdin (default {})")
     p.add_argument("-t", "--timeout", dest="timeout_secs", type=positive_int, metavar="SECONDS",
                    help="execution limit in seconds (default: the queue's)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--delay", type=duration_secs, metavar="DURATION",
+                      help="run it this long from now: seconds, or 30s, 5m, 1h, 2d")
+    when.add_argument("--at", dest="process_at", type=point_in_time, metavar="TIME",
+                      help="run it at this time: RFC 3339 with a UTC offset (2026-12-01T10:00:00Z) or Unix seconds")
+    p.add_argument("--unique-for", type=duration_secs, metavar="DURATION",
+                   help="refuse a task with the same queue and payload for this long (at most 30d)")
+    p.add_argument("--idempotency-key", metavar="KEY",
+                   help="the server enqueues once per key: a repeated request answers with the same task")
     p = task.command("list", task_list, "list the tasks of a queue in one state, oldest first", watchable=True)
     p.add_argument("queue")
     p.add_argument("--state", choices=TASK_STATES, default=defaults.TASK_STATE,
                    help="default %s" % defaults.TASK_STATE)
     p.add_argument("-l", "--limit", type=positive_int, default=defaults.CLI_TASK_LIST_LIMIT,
                    help="most tasks to show (default %d; read page by page)" % defaults.CLI_TASK_LIST_LIMIT)
-    p = task.command("get", task_get, "show one task with its payload, error and result")
+    p = task.command("get", task_get, "show one task with its payload, error and result",
+                     example="runqy task get inference.high 3f2c9a1e-... --wait 30")
+    p.add_argument("queue")
+    p.add_argument("task_id")
+    p.add_argument("--wait", type=int_between(1, defaults.MAX_WAIT), metavar="SECONDS",
+                   help="wait up to this long (1 to %d) for the task to complete or be archived" % defaults.MAX_WAIT)
+    p = task.command("run", task_run, "run a scheduled, retry or archived task now (move it to pending)",
+                     example="runqy task run inference.high 3f2c9a1e-...")
     p.add_argument("queue")
     p.add_argument("task_id")
     task.command("cancel", task_cancel, "cancel a task that has not finished").add_argument("task_id")
@@ -58,14 +75,22 @@ def read_payload(spec: str) -> Any:
 
 
 def task_enqueue(args: argparse.Namespace, client: AdminClient) -> int:
-    emit(args, client.enqueue(args.queue, read_payload(args.payload), args.timeout_secs), _show_enqueued)
+    answer = client.enqueue(args.queue, read_payload(args.payload), args.timeout_secs, delay=args.delay,
+                            process_at=args.process_at, unique_for=args.unique_for,
+                            idempotency_key=args.idempotency_key)
+    emit(args, answer, _show_enqueued)
     return OK
 
 
 def _show_enqueued(answer: dict) -> None:
     info = answer["info"]
-    print("Task enqueued successfully!")
-    labelled([("ID", info["id"]), ("Queue", info["queue"]), ("State", info["state"])], indent="  ")
+    lines = [("ID", info["id"]), ("Queue", info["queue"]), ("State", info["state"])]
+    if info["state"] == "scheduled":
+        print("Task scheduled successfully!")
+        lines.append(("Process At", info.get("next_process_at")))
+    else:
+        print("Task enqueued successfully!")
+    labelled(lines, indent="  ")
 
 
 #: ``task list``'s columns after ID and TYPE, by state: what tells the tasks of that state apart.
@@ -102,7 +127,12 @@ def _show_tasks(answer: dict) -> None:
 
 
 def task_get(args: argparse.Namespace, client: AdminClient) -> int:
-    emit(args, client.get_task(args.queue, args.task_id), _show_task)
+    answer = client.get_task(args.queue, args.task_id)
+    task = answer["task"]
+    if args.wait and task["state"] not in FINAL_STATES:
+        # The wait route answers ``{"info": task}``: the same task, shown as ``task get`` shows it.
+        answer = {"task": client.wait_task(task["queue"], args.task_id, args.wait)["info"]}
+    emit(args, answer, _show_task)
     return OK
 
 
@@ -122,6 +152,12 @@ def _show_task(answer: dict) -> None:
     if t.get("result") is not None:
         print("\nResult:")
         print(pretty(t["result"]))
+
+
+def task_run(args: argparse.Namespace, client: AdminClient) -> int:
+    emit(args, client.run_task(args.queue, args.task_id),
+         lambda a: print("Task '%s' moved from %s to pending in queue '%s'." % (a["id"], a["was"], a["queue"])))
+    return OK
 
 
 def task_cancel(args: argparse.Namespace, client: AdminClient) -> int:

@@ -42,6 +42,18 @@ def test_help_of_the_top_level_lists_every_command_and_the_exit_codes(capsys):
     assert "3  the server cannot be reached" in out
 
 
+@pytest.mark.parametrize("argv", [
+    ["task", "enqueue"], ["task", "get"], ["task", "run"], ["queue", "run"],
+])
+def test_help_of_the_scheduling_and_run_again_commands_ends_with_an_example(capsys, argv):
+    code, out, _ = cli(capsys, *argv, "-h")
+
+    assert code == 0
+    last_two = out.splitlines()[-2:]
+    assert last_two[0] == "example:"
+    assert last_two[1].startswith("  runqy %s " % " ".join(argv))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["nosuch"], "invalid choice: 'nosuch'"),
     (["task", "enqueue", "-p", "{}"], "the following arguments are required: -q/--queue"),
@@ -53,6 +65,15 @@ def test_help_of_the_top_level_lists_every_command_and_the_exit_codes(capsys):
     (["logout", "-n", "x", "--all"], "not allowed with argument"),
     (["queue", "list", "--watch", "--interval", "0"], "must be more than 0"),
     (["config", "create", "--mode", "forever"], "invalid choice: 'forever'"),
+    (["task", "enqueue", "-q", "q", "--delay", "5x"], "argument --delay: '5x' is not a duration: give seconds (90)"),
+    (["task", "enqueue", "-q", "q", "--delay", "1.5h"], "argument --delay: '1.5h' is not a duration"),
+    (["task", "enqueue", "-q", "q", "--delay", "0s"], "argument --delay: must be at least 1s, not 0s"),
+    (["task", "enqueue", "-q", "q", "--unique-for", "week"], "argument --unique-for: 'week' is not a duration"),
+    (["task", "enqueue", "-q", "q", "--delay", "5m", "--at", "1900000000"], "argument --at: not allowed with"),
+    (["task", "enqueue", "-q", "q", "--at", "2026-12-01T10:00:00"], "argument --at: '2026-12-01T10:00:00' is not a"),
+    (["task", "get", "q", "id", "--wait", "61"], "argument --wait: must be from 1 to 60, not 61"),
+    (["queue", "run", "q"], "the following arguments are required: --state"),
+    (["queue", "run", "q", "--state", "pending"], "argument --state: invalid choice: 'pending'"),
 ])
 def test_bad_flags_are_usage_errors_with_exit_2(capsys, argv, message):
     code, out, err = cli(capsys, *argv)

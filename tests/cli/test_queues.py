@@ -75,3 +75,43 @@ def test_pausing_an_unknown_queue_exits_1_with_the_server_message(url, capsys, r
     assert out == ""
     assert err == "Error: queue not found: nosuch\n"
     assert not r.exists(keys.paused("nosuch.default"))
+
+
+def archived(capsys, queue: str) -> str:
+    """The id of a task enqueued on ``queue`` and canceled: archived."""
+    task_id = enqueue(capsys, queue)
+    assert cli(capsys, "task", "cancel", task_id)[0] == 0
+    return task_id
+
+
+def test_queue_run_moves_every_archived_task_of_each_sub_queue_to_pending(url, capsys, r):
+    high = [archived(capsys, "inference.high") for _ in range(2)]
+    low = archived(capsys, "inference.low")
+
+    code, out, _ = cli(capsys, "queue", "run", "inference", "--state", "archived")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Moved 3 archived task(s) of queue 'inference' to pending."
+    assert lines[1].split() == ["SUB-QUEUE", "MOVED"]
+    assert {tuple(line.split()) for line in lines[2:]} == {("inference.high", "2"), ("inference.low", "1")}
+    assert sorted(r.lrange(keys.pending("inference.high"), 0, -1)) == sorted(t.encode() for t in high)
+    assert r.lrange(keys.pending("inference.low"), 0, -1) == [low.encode()]
+    assert r.zcard(keys.archived("inference.high")) == r.zcard(keys.archived("inference.low")) == 0
+
+
+def test_queue_run_of_scheduled_tasks_json_is_the_server_answer(url, capsys, r):
+    for payload in ("[1]", "[2]"):
+        assert cli(capsys, "task", "enqueue", "-q", "simple", "-p", payload, "--delay", "1h")[0] == 0
+
+    code, out, _ = cli(capsys, "queue", "run", "simple", "--state", "scheduled", "--json")
+
+    assert code == 0
+    assert json.loads(out) == {"queue": "simple", "state": "scheduled", "moved": 2,
+                               "sub_queues": [{"name": "simple.default", "moved": 2}]}
+    assert (r.zcard(keys.scheduled("simple.default")), r.llen(keys.pending("simple.default"))) == (0, 2)
+
+
+def test_queue_run_with_nothing_to_move_says_so(url, capsys):
+    assert cli(capsys, "queue", "run", "simple", "--state", "retry") == \
+        (0, "Moved 0 retry task(s) of queue 'simple' to pending.\n", "")

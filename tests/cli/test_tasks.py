@@ -3,10 +3,16 @@
 import io
 import json
 import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import requests
 
 from runqy import defaults, keys, protobuf
 from runqy.store import NewTask
 from tests.cli.helpers import cli, enqueue, nowhere
+from tests.test_waiting import complete
 
 
 def test_task_enqueue_writes_the_task_and_prints_its_id_and_queue(url, capsys, r):
@@ -196,3 +202,127 @@ def test_task_delete_of_an_unknown_task_exits_1(url, capsys):
 
     assert code == 1
     assert "task not found: nosuch" in err
+
+
+# --- later, unique, once ---------------------------------------------------------------------
+
+
+def scheduled(capsys, *flags: str) -> str:
+    """The id of a task enqueued with ``runqy task enqueue -q simple FLAGS``, which must be scheduled."""
+    code, out, err = cli(capsys, "task", "enqueue", "-q", "simple", *flags, "--json")
+    assert code == 0, err
+    assert json.loads(out)["info"]["state"] == "scheduled"
+    return json.loads(out)["info"]["id"]
+
+
+def test_task_enqueue_with_delay_writes_a_scheduled_task_due_after_the_delay(url, capsys, r):
+    code, out, _ = cli(capsys, "task", "enqueue", "-q", "simple", "--delay", "5m")
+    now = time.time()
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "Task scheduled successfully!"
+    task_id = lines[1].split()[-1]
+    assert lines[3] == "  State:      scheduled"
+    due = datetime.strptime(lines[4].split()[-1], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    assert abs(due - (now + 300)) <= 2
+    assert abs(r.zscore(keys.scheduled("simple.default"), task_id) - (now + 300)) <= 2
+    assert r.llen(keys.pending("simple.default")) == 0
+
+
+def test_task_enqueue_at_a_time_or_a_unix_second_schedules_it_then(url, capsys, r):
+    at = int(time.time()) + 3600
+    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    by_text, by_number = scheduled(capsys, "--at", stamp), scheduled(capsys, "-p", "[1]", "--at", str(at + 60))
+
+    assert r.zscore(keys.scheduled("simple.default"), by_text) == at
+    assert r.zscore(keys.scheduled("simple.default"), by_number) == at + 60
+
+
+def test_task_enqueue_unique_for_refuses_the_same_payload_the_second_time(url, capsys, r):
+    first = cli(capsys, "task", "enqueue", "-q", "simple", "-p", '{"n": 1}', "--unique-for", "10m")
+    code, out, err = cli(capsys, "task", "enqueue", "-q", "simple", "-p", '{"n": 1}', "--unique-for", "10m")
+
+    assert first[0] == 0
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: duplicate task: task %s with the same payload" % first[1].splitlines()[1].split()[-1])
+    assert r.llen(keys.pending("simple.default")) == 1
+
+
+def test_task_enqueue_sends_the_idempotency_key_header(url, capsys, monkeypatch):
+    sent = []
+    send = requests.Session.send
+    monkeypatch.setattr(requests.Session, "send", lambda self, request, **kw: sent.append(request) or
+                        send(self, request, **kw))
+
+    assert cli(capsys, "task", "enqueue", "-q", "simple", "--idempotency-key", "order-42")[0] == 0
+    assert cli(capsys, "task", "enqueue", "-q", "simple")[0] == 0
+
+    assert [request.headers.get("Idempotency-Key") for request in sent] == ["order-42", None]
+
+
+def test_task_list_of_scheduled_tasks_shows_when_each_is_due(url, capsys, r):
+    task_id = scheduled(capsys, "--delay", "1h")
+    due = r.zscore(keys.scheduled("simple.default"), task_id)
+
+    code, out, _ = cli(capsys, "task", "list", "simple", "--state", "scheduled")
+
+    assert code == 0
+    assert out.splitlines()[0].split() == ["ID", "TYPE", "PROCESS_AT"]
+    assert out.splitlines()[1].split() == [
+        task_id, "simple.default", datetime.fromtimestamp(due, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")]
+
+
+def test_task_run_moves_a_scheduled_task_to_pending(url, capsys, r):
+    task_id = scheduled(capsys, "--delay", "3600")
+
+    code, out, _ = cli(capsys, "task", "run", "simple", task_id)
+
+    assert (code, out) == (0, "Task '%s' moved from scheduled to pending in queue 'simple.default'.\n" % task_id)
+    assert r.zscore(keys.scheduled("simple.default"), task_id) is None
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
+
+
+def test_task_run_json_is_the_server_answer(url, capsys):
+    task_id = enqueue(capsys, "simple")
+    cli(capsys, "task", "cancel", task_id)
+
+    code, out, _ = cli(capsys, "task", "run", "simple", task_id, "--json")
+
+    assert code == 0
+    assert json.loads(out) == {"id": task_id, "queue": "simple.default", "state": "pending", "was": "archived"}
+
+
+def test_task_run_of_a_pending_task_prints_the_servers_409_message_and_exits_1(url, capsys, r):
+    task_id = enqueue(capsys, "simple")
+
+    code, out, err = cli(capsys, "task", "run", "simple", task_id)
+
+    assert (code, out) == (1, "")
+    assert err == ("Error: task %s is pending; only scheduled, retry and archived tasks can be run again\n"
+                   % task_id)
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
+
+
+def test_task_get_wait_answers_once_the_task_completes(url, capsys, r):
+    task_id = enqueue(capsys, "simple")
+    threading.Timer(0.5, complete, (r, task_id, {"ok": True})).start()
+    started = time.monotonic()
+
+    code, out, _ = cli(capsys, "task", "get", "simple", task_id, "--wait", "30")
+
+    assert code == 0
+    assert time.monotonic() - started < 5
+    assert ["State:", "completed"] in [line.split() for line in out.splitlines()]
+    assert out.endswith('\nResult:\n  {\n    "ok": true\n  }\n')
+
+
+def test_task_get_wait_on_a_pending_task_answers_pending_when_the_time_is_up(url, capsys):
+    task_id = enqueue(capsys, "simple")
+    started = time.monotonic()
+
+    code, out, _ = cli(capsys, "task", "get", "simple", task_id, "--wait", "1", "--json")
+
+    assert code == 0
+    assert 0.9 <= time.monotonic() - started < 4
+    assert json.loads(out)["task"]["state"] == "pending"
