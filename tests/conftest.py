@@ -22,6 +22,7 @@ import redis
 import requests
 
 from runqy import config as runqy_config
+from runqy import keys
 from runqy.app import create_app
 from runqy.config import Settings
 from runqy.store import Store, connect
@@ -53,9 +54,14 @@ def wait_for(check, timeout: float = 10.0, what: str = "condition"):
         time.sleep(0.05)
 
 
+#: Keys a server's background loops write whatever the requests do (runqy.housekeeper).
+BACKGROUND_KEYS = frozenset((keys.HOUSEKEEPER.encode(), keys.HOUSEKEEPING.encode()))
+
+
 def snapshot(r: redis.Redis) -> dict:
-    """Every key with its serialized value: equal snapshots mean nothing was written."""
-    return {key: r.dump(key) for key in sorted(r.keys("*"))}
+    """Every key with its serialized value, but the background loops' own: equal snapshots mean no
+    request wrote anything."""
+    return {key: r.dump(key) for key in sorted(r.keys("*")) if key not in BACKGROUND_KEYS}
 
 
 def strict_json(text: str):
