@@ -11,7 +11,7 @@ import pytest
 
 from runqy import background, keys
 from tests.conftest import free_port, wait_for
-from tests.test_serving import serve, stop
+from tests.e2e.test_serving import serve, stop
 
 EVERY = 0.01
 

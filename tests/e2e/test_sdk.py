@@ -17,7 +17,7 @@ import pytest
 from runqy import keys, protobuf
 from runqy.queue_names import full_queue_name
 from tests.conftest import ADMIN_KEY, CLIENT_KEY, WORKER_KEY
-from tests.test_e2e_worker import live_server, server  # noqa: F401 - one gunicorn per module
+from tests.e2e.test_worker import live_server, server  # noqa: F401 - one gunicorn per module
 
 pytestmark = pytest.mark.e2e
 
