@@ -16,36 +16,16 @@ import requests
 from runqy import keys
 from runqy.app import create_app
 from runqy.store import Store
-from tests.admin_helpers import NOW, TODAY, YESTERDAY, errors_of, pinned_client, seed_task
 from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, WORKER, WORKER_KEY, wait_for
+from tests.helpers import NOW, TODAY, YESTERDAY, assert_json_405, enqueue, errors_of, ids_in, seed_task
 
 COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
           "processed", "failed", "processed_today", "failed_today")
 
 
-@pytest.fixture
-def admin(settings, store):
-    """An admin TestClient on the example configs whose clock is pinned to NOW."""
-    return pinned_client(settings)
-
-
 def stats(**given) -> dict:
     """A queue's expected statistics: zeros except what is ``given``."""
     return {**{field: 0 for field in COUNTS}, "paused": False, "latency_seconds": 0, **given}
-
-
-def enqueue(client, queue: str, n: int, headers=ADMIN, path="/queue/add") -> list[str]:
-    ids = []
-    for i in range(n):
-        result = client.simulate_post(path, json={"queue": queue, "data": {"i": i}}, headers=headers)
-        assert result.status_code == 200, result.text
-        ids.append(result.json["info"]["id"])
-    return ids
-
-
-def ids_in(r: redis.Redis, key: str) -> list[str]:
-    """A list's ids from the tail (the next one a worker takes) to the head."""
-    return [i.decode() for i in reversed(r.lrange(key, 0, -1))]
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -477,9 +457,7 @@ def test_admin_key_also_works_as_x_api_key(admin):
 
 
 def test_wrong_method_on_queue_routes_is_json_405(admin):
-    result = admin.simulate_delete("/api/cli/queues/inference", headers=ADMIN)
+    result = assert_json_405(admin, "DELETE", "/api/cli/queues/inference")
 
-    assert result.status_code == 405
-    errors_of(result)
     assert "GET" in result.headers["Allow"]
 
