@@ -10,7 +10,7 @@ import falcon.testing
 import pytest
 import requests
 
-from runqy import keys
+from runqy import defaults, keys
 from runqy.app import create_app
 from tests.conftest import ADMIN, CLIENT, WORKER, Gunicorn
 from tests.helpers import add, assert_json_405, errors_of
@@ -87,7 +87,7 @@ def test_a_config_without_sub_queues_gets_a_default_sub_queue(admin, r):
     stored = stored_configs(r)["plain"]
     assert stored["sub_queues"] == [{"name": "default", "priority": 3}]
     assert (stored["mode"], stored["deployment"]["mode"], stored["max_retry"]) == ("one_shot", "one_shot", 3)
-    assert queue_defaults(r, "plain.default")["timeout"] == 1800
+    assert queue_defaults(r, "plain.default")["timeout"] == defaults.TIMEOUT
     assert add(admin, {"queue": "plain", "data": {"x": 1}}, CLIENT).json["info"]["queue"] == "plain.default"
 
 

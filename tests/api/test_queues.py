@@ -13,7 +13,7 @@ import pytest
 import redis
 import requests
 
-from runqy import keys
+from runqy import defaults, keys
 from runqy.app import create_app
 from runqy.store import Store
 from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, WORKER, WORKER_KEY, wait_for
@@ -56,7 +56,7 @@ def test_queue_list_reports_every_statistic_of_configured_and_unconfigured_queue
 
     assert result.status_code == 200, result.text
     assert {k: result.json[k] for k in ("count", "total", "limit", "offset")} == {
-        "count": 4, "total": 4, "limit": 1000, "offset": 0}
+        "count": 4, "total": 4, "limit": defaults.MAX_PAGE, "offset": 0}
     by_name = {q.pop("name"): q for q in result.json["queues"]}
     assert by_name == {
         "inference.high": stats(pending=3, active=2, scheduled=1, retry=3, archived=2, completed=4,
@@ -80,7 +80,7 @@ def test_queue_list_pages_by_name_with_limit_and_offset(admin, r):
     assert [[q["name"] for q in page["queues"]] for page in pages] == [names[0:3], names[3:6], names[6:], []]
     assert {page["total"] for page in pages} == {8}
     assert [page["count"] for page in pages] == [3, 3, 2, 0]
-    for query in ("limit=0", "limit=1001", "limit=x", "offset=-1", "offset=%d" % 2**63):
+    for query in ("limit=0", "limit=%d" % (defaults.MAX_PAGE + 1), "limit=x", "offset=-1", "offset=%d" % 2**63):
         result = admin.simulate_get("/api/cli/queues", query_string=query, headers=ADMIN)
         assert result.status_code == 400, query
         assert query.split("=")[0] in errors_of(result)[0], query

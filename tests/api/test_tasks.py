@@ -42,7 +42,7 @@ def assert_enqueued(r, queue: str, task_id: str, payload: bytes, timeout: int, m
     assert (msg.timeout, msg.retry, msg.retention) == (timeout, max_retry, int(fields[b"ttl_completed"]))
     assert task_id.encode() in r.lrange(keys.pending(queue), 0, -1)
     assert r.hget(keys.task_queue(task_id), "queue") == queue.encode()
-    assert 0 < r.ttl(keys.task_queue(task_id)) <= 30 * 24 * 3600
+    assert 0 < r.ttl(keys.task_queue(task_id)) <= defaults.TASK_QUEUE_TTL
     assert r.sismember(keys.QUEUES, queue)
     return fields
 
@@ -60,8 +60,8 @@ def test_enqueue_nested_body_writes_the_full_task_and_answers_its_info(client, r
     assert info == {"id": info["id"], "queue": "inference.high", "type": "inference.high", "state": "pending",
                     "max_retry": 3, "retried": 0, "timeout": 120}
     fields = assert_enqueued(r, "inference.high", info["id"], b'{"prompt":"Hello","width":1024}', 120, 3)
-    assert (fields[b"ttl_completed"], fields[b"ttl_archived"], fields[b"pending_timeout"]) == (
-        b"86400", b"259200", b"0")
+    assert (int(fields[b"ttl_completed"]), int(fields[b"ttl_archived"]), int(fields[b"pending_timeout"])) == (
+        defaults.RESULT_TTL, defaults.FAILED_TTL, defaults.PENDING_TIMEOUT)
     assert r.llen(keys.pending("inference.low")) == 0
 
 
@@ -78,8 +78,8 @@ def test_enqueue_flat_body_stores_every_non_reserved_key_as_the_payload(client, 
     res = add(client, {"queue": "simple", "prompt": "x"})
     assert res.status_code == 200, res.text
     info = res.json["info"]
-    assert (info["queue"], info["timeout"], info["max_retry"]) == ("simple.default", 1800, 1)
-    assert_enqueued(r, "simple.default", info["id"], b'{"prompt":"x"}', 1800, 1)
+    assert (info["queue"], info["timeout"], info["max_retry"]) == ("simple.default", defaults.TIMEOUT, 1)
+    assert_enqueued(r, "simple.default", info["id"], b'{"prompt":"x"}', defaults.TIMEOUT, 1)
 
 
 def test_enqueue_flat_body_keeps_reserved_keys_out_of_the_payload(client, r):
@@ -94,7 +94,7 @@ def test_enqueue_benchmark_style_payload_key_is_kept_as_a_payload_field(client, 
     res = add(client, {"queue": "simple", "payload": {"iterations": 3, "sleep": 0.1}})
     assert res.status_code == 200, res.text
     assert_enqueued(r, "simple.default", res.json["info"]["id"],
-                    b'{"payload":{"iterations":3,"sleep":0.1}}', 1800, 1)
+                    b'{"payload":{"iterations":3,"sleep":0.1}}', defaults.TIMEOUT, 1)
 
 
 @pytest.mark.parametrize("data, raw", [
@@ -109,7 +109,7 @@ def test_enqueue_benchmark_style_payload_key_is_kept_as_a_payload_field(client, 
 def test_enqueue_data_may_be_any_json_value(client, r, data, raw):
     res = add(client, {"queue": "simple", "data": data})
     assert res.status_code == 200, res.text
-    assert_enqueued(r, "simple.default", res.json["info"]["id"], raw, 1800, 1)
+    assert_enqueued(r, "simple.default", res.json["info"]["id"], raw, defaults.TIMEOUT, 1)
 
 
 def test_enqueue_timeout_and_max_retry_overrides_reach_answer_hash_and_msg(client, r):
@@ -205,7 +205,7 @@ def test_admin_cli_tasks_enqueues_like_queue_add(client, r):
     res = client.simulate_post("/api/cli/tasks", json={"queue": "simple", "data": [1]}, headers=ADMIN)
     assert res.status_code == 200, res.text
     assert res.json["info"]["queue"] == "simple.default"
-    assert_enqueued(r, "simple.default", res.json["info"]["id"], b"[1]", 1800, 1)
+    assert_enqueued(r, "simple.default", res.json["info"]["id"], b"[1]", defaults.TIMEOUT, 1)
 
 
 # --- POST /queue/add-batch ----------------------------------------------------------------------
@@ -240,25 +240,26 @@ def test_batch_with_a_bare_parent_name_uses_the_queue_defaults(client, r):
     res = batch(client, {"queue": "simple", "jobs": [{"data": 1}, 2]})
     assert res.status_code == 200, res.text
     for task_id, payload in zip(res.json["task_ids"], (b"1", b"2")):
-        assert_enqueued(r, "simple.default", task_id, payload, 1800, 1)
+        assert_enqueued(r, "simple.default", task_id, payload, defaults.TIMEOUT, 1)
 
 
 def test_batch_of_1000_jobs_is_accepted_and_all_are_written(client, r):
-    res = batch(client, {"queue": "simple", "jobs": [{"n": i} for i in range(1000)]})
+    most = defaults.MAX_BATCH_JOBS
+    res = batch(client, {"queue": "simple", "jobs": [{"n": i} for i in range(most)]})
     assert res.status_code == 200, res.text
     ids = res.json["task_ids"]
-    assert res.json["enqueued"] == 1000 and len(set(ids)) == 1000
-    assert r.llen(keys.pending("simple.default")) == 1000
-    assert len(list(r.scan_iter(keys.task_prefix("simple.default") + "*", count=1000))) == 1000
-    assert stored(r, "simple.default", ids[999])[1].payload == b'{"n":999}'
+    assert res.json["enqueued"] == most and len(set(ids)) == most
+    assert r.llen(keys.pending("simple.default")) == most
+    assert len(list(r.scan_iter(keys.task_prefix("simple.default") + "*", count=1000))) == most
+    assert stored(r, "simple.default", ids[-1])[1].payload == b'{"n":%d}' % (most - 1)
 
 
 def test_batch_of_1001_jobs_is_400_naming_the_limit_and_writes_nothing(client, r):
     before = snapshot(r)
-    res = batch(client, {"queue": "simple", "jobs": list(range(1001))})
+    res = batch(client, {"queue": "simple", "jobs": list(range(defaults.MAX_BATCH_JOBS + 1))})
     assert res.status_code == 400
     (message,) = errors_of(res)
-    assert "$.jobs" in message and "1000" in message
+    assert "$.jobs" in message and str(defaults.MAX_BATCH_JOBS) in message
     assert snapshot(r) == before
 
 
@@ -329,7 +330,7 @@ def test_status_of_a_completed_task_shows_its_result(client, r):
     r.lrem(keys.pending("inference.high"), 0, task_id)
     r.hdel(key, "pending_since")
     r.hset(key, mapping={"state": "completed", "completed_at": now, "result": '{"answer": 42, "ok": true}'})
-    r.zadd(keys.completed("inference.high"), {task_id: now + 86400})
+    r.zadd(keys.completed("inference.high"), {task_id: now + defaults.RESULT_TTL})
     info = client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]
     assert (info["state"], info["result"], info["completed_at"]) == ("completed", {"answer": 42, "ok": True},
                                                                       rfc3339(now))
@@ -350,7 +351,7 @@ def test_status_of_an_archived_task_shows_error_msg_as_last_err(client, r):
     key = keys.task("inference.high", task_id)
     now = int(time.time())
     r.hset(key, mapping={"state": "archived", "error_msg": "permanent failure: boom", "last_failed_at": now})
-    r.zadd(keys.archived("inference.high"), {task_id: now + 259200})
+    r.zadd(keys.archived("inference.high"), {task_id: now + defaults.FAILED_TTL})
     info = client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]
     assert (info["state"], info["last_err"], info["last_failed_at"]) == (
         "archived", "permanent failure: boom", rfc3339(now))
@@ -475,7 +476,7 @@ def test_admin_enqueue_writes_exactly_what_queue_add_writes(settings, store, r):
     assert json.loads(msg_two.payload) == {"prompt": "x", "n": [1, 2]}
     assert r.lrange(keys.pending("inference.high"), 0, -1) == [b"task-via-admin", b"task-via-queue-add"]
     assert r.hgetall(keys.task_queue("task-via-admin")) == {b"queue": b"inference.high"}
-    assert 0 < r.ttl(keys.task_queue("task-via-admin")) <= 30 * 24 * 3600
+    assert 0 < r.ttl(keys.task_queue("task-via-admin")) <= defaults.TASK_QUEUE_TTL
 
 
 def test_admin_enqueue_accepts_the_flat_body_and_a_plain_queue_name(admin, r):
@@ -532,7 +533,7 @@ def test_task_list_defaults_to_pending_oldest_first_with_total(admin, r):
     assert result.status_code == 200, result.text
     body = result.json
     assert {k: body[k] for k in ("queue", "state", "total", "limit", "offset")} == {
-        "queue": "inference.high", "state": "pending", "total": 3, "limit": 20, "offset": 0}
+        "queue": "inference.high", "state": "pending", "total": 3, "limit": defaults.PAGE, "offset": 0}
     assert [t["id"] for t in body["tasks"]] == ids
     first = body["tasks"][0]
     assert first == {"id": ids[0], "queue": "inference.high", "type": "inference.high", "state": "pending",
@@ -551,20 +552,21 @@ def test_task_list_pages_with_limit_and_offset(admin, r):
 
 
 def test_task_list_default_page_is_20_and_limit_1000_is_allowed(admin, r):
-    ids = enqueue(admin, "simple", 25)
+    ids = enqueue(admin, "simple", defaults.PAGE + 5)
 
     default = listed(admin, "simple").json
-    most = listed(admin, "simple", limit=1000).json
+    most = listed(admin, "simple", limit=defaults.MAX_PAGE).json
 
-    assert ([t["id"] for t in default["tasks"]], default["total"]) == (ids[:20], 25)
-    assert ([t["id"] for t in most["tasks"]], most["limit"]) == (ids, 1000)
+    assert ([t["id"] for t in default["tasks"]], default["total"]) == (ids[:defaults.PAGE], len(ids))
+    assert ([t["id"] for t in most["tasks"]], most["limit"]) == (ids, defaults.MAX_PAGE)
 
 
 def test_task_list_with_a_bad_parameter_is_400(admin, r):
     enqueue(admin, "simple", 1)
 
-    for query in ("limit=0", "limit=1001", "limit=abc", "limit=-1", "limit=1.5", "offset=-1", "offset=abc",
-                  "state=paused", "state=PENDING", "state=%00", "state=%C3%A9", "limit=99999999999999999999999"):
+    for query in ("limit=0", "limit=%d" % (defaults.MAX_PAGE + 1), "limit=abc", "limit=-1", "limit=1.5",
+                  "offset=-1", "offset=abc", "state=paused", "state=PENDING", "state=%00", "state=%C3%A9",
+                  "limit=99999999999999999999999"):
         result = admin.simulate_get("/api/cli/queues/simple/tasks", query_string=query, headers=ADMIN)
 
         assert result.status_code == 400, (query, result.text)

@@ -755,10 +755,10 @@ def test_a_malformed_json_body_carrying_a_secret_is_400_without_echo(api, r):
     assert value.encode() not in redis_dump(r)
 
 
-def test_an_oversized_body_carrying_a_secret_is_413_without_echo(api, r):
+def test_an_oversized_body_carrying_a_secret_is_413_without_echo(api, r, settings):
     create_vault(api, "prod")
     value = secret("leak")
-    res = put_entry(api, "prod", "API_TOKEN", value + "x" * (70 * 1024))
+    res = put_entry(api, "prod", "API_TOKEN", value + "x" * settings.max_body_size)
     assert res.status_code == 413, res.text
     assert value not in res.text
     assert not r.hexists(vault_hash("prod"), "e:API_TOKEN")

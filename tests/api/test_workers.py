@@ -12,10 +12,21 @@ import dataclasses
 import falcon.testing
 import pytest
 
-from runqy import keys
+from runqy import defaults, keys
 from runqy.app import create_app
 from tests.conftest import ADMIN, CLIENT, WORKER, snapshot
-from tests.helpers import METRICS, NOW, RECOVERY, assert_json_405, errors_of, heartbeat, log_lines, register, rfc3339
+from tests.helpers import (
+    METRICS,
+    NOW,
+    RECOVERY,
+    REGISTRY_AHEAD,
+    assert_json_405,
+    errors_of,
+    heartbeat,
+    log_lines,
+    register,
+    rfc3339,
+)
 
 # --- POST /worker/register ---------------------------------------------------------------------
 
@@ -135,7 +146,7 @@ def fleet(r) -> None:
     heartbeat(r, "done-01:5", status="stopped", last_beat=NOW - 3)
     r.zrem(keys.WORKERS, "done-01:5")  # graceful stop: ZREM, then HSET status stopped
     # killed: the hash has expired, the registry entry stays with a score in the future
-    r.zadd(keys.WORKERS, {"dead-01:1": NOW - 40 + 1800})
+    r.zadd(keys.WORKERS, {"dead-01:1": NOW - 40 + REGISTRY_AHEAD})
     log_lines(r, "dead-01:1", 2)
     # killed long ago: its registry score has passed
     r.zadd(keys.WORKERS, {"gone-01:1": NOW - 3600})
@@ -179,8 +190,8 @@ def test_worker_list_never_lists_log_keys_as_workers(admin, r):
 
 
 def test_a_worker_is_stale_only_after_30_seconds_without_a_beat(admin, r):
-    heartbeat(r, "edge-30:1", last_beat=NOW - 30)
-    heartbeat(r, "edge-31:1", last_beat=NOW - 31)
+    heartbeat(r, "edge-30:1", last_beat=NOW - defaults.WORKER_STALE_AFTER)
+    heartbeat(r, "edge-31:1", last_beat=NOW - defaults.WORKER_STALE_AFTER - 1)
 
     listed = admin.simulate_get("/api/cli/workers", headers=ADMIN).json["workers"]
 
@@ -213,17 +224,18 @@ def test_worker_list_lists_a_restarted_worker_once(admin, r):
 
 def test_worker_detail_adds_the_last_50_log_lines_in_order(admin, r):
     heartbeat(r, "gpu-01:4123")
-    lines = log_lines(r, "gpu-01:4123", 60)
+    shown = defaults.WORKER_LOG_LINES
+    lines = log_lines(r, "gpu-01:4123", shown + 10)
 
     result = admin.simulate_get("/api/cli/workers/gpu-01:4123", headers=ADMIN)
 
     assert result.status_code == 200, result.text
     body = result.json
     assert body["logs"] == lines[10:]
-    assert [line["seq"] for line in body["logs"]] == list(range(11, 61))
+    assert [line["seq"] for line in body["logs"]] == list(range(11, shown + 11))
     assert {k: v for k, v in body.items() if k != "logs"} == \
         admin.simulate_get("/api/cli/workers", headers=ADMIN).json["workers"][0]
-    assert r.llen(keys.worker_logs("gpu-01:4123")) == 60
+    assert r.llen(keys.worker_logs("gpu-01:4123")) == shown + 10
 
 
 def test_worker_detail_with_an_encoded_colon_finds_the_worker(admin, r):

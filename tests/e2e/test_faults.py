@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from runqy import keys
-from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, raw_post, snapshot, wait_for
+from tests.conftest import ADMIN, ROOT, WORKER, Gunicorn, raw_post, served_env, snapshot, wait_for
 from tests.helpers import add
 
 pytestmark = pytest.mark.e2e
@@ -270,8 +270,7 @@ LIMIT = 2048
 @pytest.fixture(scope="module")
 def small_server(redis_server):
     """One gunicorn with a small RUNQY_MAX_BODY_SIZE for the tests below (configs loaded per test)."""
-    process = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port,
-                        "RUNQY_CONFIG_DIR": str(ROOT / "config"), "RUNQY_MAX_BODY_SIZE": str(LIMIT)})
+    process = Gunicorn(served_env(redis_server, RUNQY_MAX_BODY_SIZE=str(LIMIT)))
     yield process
     process.stop()
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from runqy import keys, protobuf
+from runqy import defaults, keys, protobuf
 from runqy.config import normalize_queue
 from runqy.queue_names import full_queue_name
 from tests.conftest import CLIENT, WORKER_KEY, wait_for
@@ -87,7 +87,7 @@ def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(sta
              and counter(r, keys.processed("nostore.default")) == 1, what="the task hash to be deleted and counted")
     assert r.zcard(keys.completed("nostore.default")) == 0 and r.llen(keys.active("nostore.default")) == 0
     # the reverse key keeps its enqueue TTL (30 days), so status finds the queue but no task
-    assert r.ttl(keys.task_queue(task_id)) > 86400
+    assert r.ttl(keys.task_queue(task_id)) > defaults.RESULT_TTL
     answer = requests.get(served.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
     assert answer.status_code == 404 and answer.json() == {"errors": ["task not found: " + task_id]}
 
@@ -124,11 +124,12 @@ def test_completed_tasks_report_the_handler_result_with_its_json_type(start_work
         assert b"pending_since" not in h
         assert before <= int(h[b"completed_at"]) <= after
         assert before <= protobuf.decode(h[b"msg"]).completed_at <= after  # field 13 appended
-        # completed: out of active and lease, into :completed with score now + ttl_completed (86400)
+        # completed: out of active and lease, into :completed with score now + ttl_completed
         assert r.lrange(keys.active(full), 0, -1) == [] and r.zcard(keys.lease(full)) == 0
-        assert before + 86400 <= r.zscore(keys.completed(full), task_id) <= after + 86400
-        assert 0 < r.ttl(keys.task(full, task_id)) <= 86400
-        assert 0 < r.ttl(keys.task_queue(task_id)) <= 86400
+        ttl = defaults.RESULT_TTL
+        assert before + ttl <= r.zscore(keys.completed(full), task_id) <= after + ttl
+        assert 0 < r.ttl(keys.task(full, task_id)) <= ttl
+        assert 0 < r.ttl(keys.task_queue(task_id)) <= ttl
     day = utc_day(after)
     assert counts(r, keys.processed("inference.high"), 2)
     assert counts(r, keys.processed("inference.low"), 1) and counts(r, keys.processed("simple.default"), 1)
@@ -169,7 +170,7 @@ def test_failing_task_with_max_retry_1_goes_to_retry_and_is_archived_after_its_s
     assert (info["last_err"], info["retried"], info["result"]) == ("permanent failure: boom", 1, None)
     assert info["last_failed_at"] is not None
     assert r.zcard(keys.retry("inference.high")) == 0
-    assert r.zscore(keys.archived("inference.high"), task_id) >= before + 259200  # now + ttl_archived
+    assert r.zscore(keys.archived("inference.high"), task_id) >= before + defaults.FAILED_TTL  # now + ttl_archived
     assert r.hget(keys.task("inference.high", task_id), "error_msg") == b"permanent failure: boom"
     assert counts(r, keys.failed("inference.high"), 1)
     assert counts(r, keys.failed("inference.high", utc_day(int(time.time()))), 1)
