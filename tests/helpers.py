@@ -5,10 +5,11 @@ Redis is seeded by hand exactly as runqy-worker leaves it (docs/worker-protocol.
 harness itself (the private redis-server, gunicorn, the API keys) is in ``tests/conftest.py``.
 """
 
+import contextlib
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import falcon.testing
 import redis
@@ -18,7 +19,7 @@ from runqy import defaults, keys, protobuf
 from runqy.app import create_app
 from runqy.config import Settings
 from runqy.store import Store, connect
-from tests.conftest import ADMIN, WORKER
+from tests.conftest import ADMIN, WORKER, RedisServer, wait_for
 from tests.worker_sim import LEASE_SECONDS
 
 #: The pinned "now" of the tests: 2025-06-15T15:06:40Z.
@@ -166,6 +167,40 @@ def task_traces(r: redis.Redis, queue: str, task_id: str) -> dict[str, Any]:
         **{state: r.zscore(keys.state_key(queue, state), task_id)
            for state in ("scheduled", "retry", "archived", "completed")},
     }
+
+
+def assert_canceled(r: redis.Redis, queue: str, task_id: str, before: dict) -> None:
+    """The task whose traces were ``before`` is archived as canceled at NOW, in no other list, its
+    hash and reverse key kept for the queue's failed_ttl."""
+    traces = task_traces(r, queue, task_id)
+    h = traces["hash"]
+    assert (h[b"state"], h[b"error_msg"], h[b"last_failed_at"]) == (b"archived", b"canceled", str(NOW).encode())
+    assert b"pending_since" not in h
+    assert h[b"msg"] == before["hash"][b"msg"]
+    assert traces["archived"] == NOW + defaults.FAILED_TTL
+    assert not any(traces[k] for k in ("pending", "held", "active", "scheduled", "retry", "completed"))
+    assert defaults.FAILED_TTL - 5 <= r.ttl(keys.task(queue, task_id)) <= defaults.FAILED_TTL
+    assert traces["reverse"] == {keys.TASK_QUEUE_FIELD.encode(): queue.encode()}
+    assert defaults.FAILED_TTL - 5 <= r.ttl(keys.task_queue(task_id)) <= defaults.FAILED_TTL
+
+
+@contextlib.contextmanager
+def cancel_channel(redis_server: RedisServer) -> Iterator[Callable[[], str]]:
+    """Listens on ``asynq:cancel``, where asynq-native workers learn which active task to stop;
+    yields a call that waits for the next id published there."""
+    pubsub = redis_server.client().pubsub()
+    pubsub.subscribe(keys.CANCEL_CHANNEL)
+    wait_for(lambda: pubsub.get_message(timeout=1)["type"] == "subscribe", what="the subscription")
+
+    def published() -> str:
+        message = wait_for(lambda: pubsub.get_message(timeout=1), what="a message on " + keys.CANCEL_CHANNEL)
+        assert message["channel"] == keys.CANCEL_CHANNEL.encode(), message
+        return message["data"].decode()
+
+    try:
+        yield published
+    finally:
+        pubsub.close()
 
 
 # --- workers as their heartbeats leave them (docs/worker-protocol.md §2.14) ---------------------

@@ -17,8 +17,21 @@ import pytest
 from runqy import defaults, keys, protobuf
 from runqy.app import create_app
 from runqy.store import Store, connect
-from tests.conftest import ADMIN, CLIENT, WORKER, snapshot, wait_for
-from tests.helpers import NOW, add, assert_json_405, batch, enqueue, errors_of, rfc3339, seed_task, stored, task_traces
+from tests.conftest import ADMIN, CLIENT, WORKER, snapshot
+from tests.helpers import (
+    NOW,
+    add,
+    assert_canceled,
+    assert_json_405,
+    batch,
+    cancel_channel,
+    enqueue,
+    errors_of,
+    rfc3339,
+    seed_task,
+    stored,
+    task_traces,
+)
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
 TASK_HASH_FIELDS = {b"msg", b"state", b"pending_since", b"enqueued_at", b"ttl_completed", b"ttl_archived",
@@ -735,19 +748,6 @@ def test_task_details_of_an_unknown_or_odd_id_are_404(admin, r):
 # --- cancel -----------------------------------------------------------------------------------
 
 
-def assert_canceled(r, queue: str, task_id: str, before: dict) -> None:
-    traces = task_traces(r, queue, task_id)
-    h = traces["hash"]
-    assert (h[b"state"], h[b"error_msg"], h[b"last_failed_at"]) == (b"archived", b"canceled", str(NOW).encode())
-    assert b"pending_since" not in h
-    assert h[b"msg"] == before["hash"][b"msg"]
-    assert traces["archived"] == NOW + defaults.FAILED_TTL
-    assert not any(traces[k] for k in ("pending", "held", "active", "scheduled", "retry", "completed"))
-    assert defaults.FAILED_TTL - 5 <= r.ttl(keys.task(queue, task_id)) <= defaults.FAILED_TTL
-    assert traces["reverse"] == {b"queue": queue.encode()}
-    assert defaults.FAILED_TTL - 5 <= r.ttl(keys.task_queue(task_id)) <= defaults.FAILED_TTL
-
-
 def test_cancel_of_a_pending_task_archives_it_as_canceled(admin, r):
     task_id, other = enqueue(admin, "inference.high", 2)
     before = task_traces(r, "inference.high", task_id)
@@ -790,18 +790,13 @@ def test_cancel_of_a_retry_or_scheduled_task_archives_it(admin, r, state):
 def test_cancel_of_an_active_task_publishes_its_id_and_is_202(admin, r, redis_server):
     task_id = seed_task(r, "inference.high", "active")
     before = task_traces(r, "inference.high", task_id)
-    pubsub = redis_server.client().pubsub()
-    pubsub.subscribe(keys.CANCEL_CHANNEL)
-    wait_for(lambda: pubsub.get_message(timeout=1)["type"] == "subscribe", what="the subscription")
+    with cancel_channel(redis_server) as published:
+        result = admin.simulate_delete("/api/cli/tasks/" + task_id, headers=ADMIN)
 
-    result = admin.simulate_delete("/api/cli/tasks/" + task_id, headers=ADMIN)
-
-    assert result.status_code == 202, result.text
-    assert (result.json["state"], result.json["canceled"]) == ("active", False)
-    assert "runqy-worker cannot interrupt" in result.json["message"]
-    message = wait_for(lambda: pubsub.get_message(timeout=1), what="the cancel message")
-    pubsub.close()
-    assert (message["channel"], message["data"]) == (keys.CANCEL_CHANNEL.encode(), task_id.encode())
+        assert result.status_code == 202, result.text
+        assert (result.json["state"], result.json["canceled"]) == ("active", False)
+        assert "runqy-worker cannot interrupt" in result.json["message"]
+        assert published() == task_id
     assert task_traces(r, "inference.high", task_id) == before
 
 

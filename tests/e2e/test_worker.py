@@ -17,7 +17,7 @@ from runqy.config import normalize_queue
 from runqy.queue_names import full_queue_name
 from tests.conftest import CLIENT, WORKER_KEY, wait_for
 from tests.helpers import enqueue, rfc3339
-from tests.worker_sim import Retryable, SimWorker, retry_delay, utc_day
+from tests.worker_sim import Retryable, SimWorker, register, retry_delay, utc_day
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +28,7 @@ def start_worker(served):
     started = []
 
     def start(queue, handler, run=True):
-        worker = SimWorker(served.url, WORKER_KEY, queue, handler)
+        worker = SimWorker(register(served.url, WORKER_KEY, queue), handler)
         started.append(worker)
         return worker.start() if run else worker
 
