@@ -8,11 +8,11 @@ import pytest
 
 from runqy import defaults, keys, protobuf
 from runqy.config import normalize_queue
-from runqy.errors import Conflict, NotFound
+from runqy.errors import QueueNotFound, TaskExists, TaskFinished, TaskIdRepeated, TaskNotFound, TaskRunning
 from runqy.protobuf import TaskMessage
 from runqy.store import NewTask, Store, connect
 from tests.conftest import snapshot
-from tests.helpers import NOW, rfc3339, seed_task
+from tests.helpers import NOW, assert_canceled, cancel_channel, rfc3339, seed_task, task_traces
 
 DEPLOYMENT = {"git_url": "https://example.com/worker.git", "startup_cmd": "python main.py"}
 
@@ -178,7 +178,7 @@ def test_batch_of_a_thousand_is_written_in_one_call(store, r):
 @pytest.mark.parametrize("queue", ["nope.default", "inference.default", "simple.other"])
 def test_enqueue_to_unknown_queue_raises_not_found_and_writes_nothing(pinned, r, queue):
     before = snapshot(r)
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(QueueNotFound) as caught:
         pinned.tasks.enqueue(queue, [NewTask(b"{}"), NewTask(b"{}")])
     assert caught.value.messages == ["queue not found: %s" % queue]
     assert snapshot(r) == before
@@ -186,7 +186,7 @@ def test_enqueue_to_unknown_queue_raises_not_found_and_writes_nothing(pinned, r,
 
 def test_enqueue_to_unknown_queue_with_a_client_id_leaves_no_reverse_key(pinned, r):
     before = snapshot(r)
-    with pytest.raises(NotFound):
+    with pytest.raises(QueueNotFound):
         pinned.tasks.enqueue("nope.default", [NewTask(b"{}", task_id="mine")])
     assert snapshot(r) == before
     assert not r.exists(keys.task_queue("mine"))
@@ -196,7 +196,7 @@ def test_client_id_taken_in_another_queue_is_a_conflict_and_changes_nothing(pinn
     pinned.tasks.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
     r.expire(keys.task_queue("job-1"), 1000)
     before = snapshot(r)
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(TaskExists) as caught:
         pinned.tasks.enqueue("inference.high", [NewTask(b'{"second":2}', task_id="job-1")])
     assert caught.value.messages == ["task already exists: job-1"]
     assert snapshot(r) == before
@@ -210,7 +210,7 @@ def test_client_id_taken_in_the_same_queue_is_a_conflict_and_keeps_the_hash(pinn
     pinned.tasks.enqueue("simple.default", [NewTask(b'{"first":1}', task_id="job-1")])
     r.hset(keys.task("simple.default", "job-1"), mapping={"state": "completed", "result": "42"})
     before = snapshot(r)
-    with pytest.raises(Conflict):
+    with pytest.raises(TaskExists):
         pinned.tasks.enqueue("simple.default", [NewTask(b'{"second":2}', task_id="job-1")])
     assert snapshot(r) == before
 
@@ -229,7 +229,7 @@ def test_client_id_whose_reverse_key_expired_but_hash_remains_is_a_conflict(pinn
     seed_task(r, "simple.default", "completed", "old")
     r.delete(keys.task_queue("old"))
     before = snapshot(r)
-    with pytest.raises(Conflict):
+    with pytest.raises(TaskExists):
         pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="old")])
     assert snapshot(r) == before
 
@@ -237,7 +237,7 @@ def test_client_id_whose_reverse_key_expired_but_hash_remains_is_a_conflict(pinn
 def test_batch_with_one_taken_client_id_writes_nothing(pinned, r):
     pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="taken")])
     before = snapshot(r)
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(TaskExists) as caught:
         pinned.tasks.enqueue("simple.default", [NewTask(b"{}", task_id="free-1"), NewTask(b"{}", task_id="taken"),
                                           NewTask(b"{}", task_id="free-2")])
     assert caught.value.messages == ["task already exists: taken"]
@@ -246,7 +246,7 @@ def test_batch_with_one_taken_client_id_writes_nothing(pinned, r):
 
 def test_batch_naming_the_same_client_id_twice_is_a_conflict_and_leaves_no_reverse_key(pinned, r):
     before = snapshot(r)
-    with pytest.raises(Conflict):
+    with pytest.raises(TaskIdRepeated):
         pinned.tasks.enqueue("simple.default", [NewTask(b"1", task_id="twice"), NewTask(b"2", task_id="twice")])
     assert snapshot(r) == before
 
@@ -255,7 +255,7 @@ def test_colliding_generated_id_is_a_conflict_and_keeps_the_first_task_findable(
     same = Store(connect(settings), clock=lambda: NOW, new_id=lambda: "dup")
     same.tasks.enqueue("simple.default", [NewTask(b'{"first":1}')])
     before = snapshot(r)
-    with pytest.raises(Conflict):
+    with pytest.raises(TaskExists):
         same.tasks.enqueue("simple.default", [NewTask(b'{"second":2}')])
     assert snapshot(r) == before
     assert same.tasks.get("dup").payload == {"first": 1}
@@ -376,20 +376,20 @@ def test_get_task_whose_hash_is_gone_is_not_found(pinned, r):
     pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])
     r.delete(keys.task("simple.default", "id-1"))
     assert r.exists(keys.task_queue("id-1"))
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(TaskNotFound) as caught:
         pinned.tasks.get("id-1")
     assert caught.value.messages == ["task not found: id-1"]
 
 
 def test_get_task_of_an_unknown_id_is_not_found(store):
-    with pytest.raises(NotFound):
+    with pytest.raises(TaskNotFound):
         store.tasks.get("never-enqueued")
 
 
 def test_get_task_in_the_wrong_queue_is_not_found(pinned):
     pinned.tasks.enqueue("inference.high", [NewTask(b"{}")])
     assert pinned.tasks.get("id-1", "inference.high").queue == "inference.high"
-    with pytest.raises(NotFound):
+    with pytest.raises(TaskNotFound):
         pinned.tasks.get("id-1", "inference.low")
 
 
@@ -399,3 +399,263 @@ def test_get_task_with_an_unparsable_msg_still_reports_state(store, r):
     r.hset(keys.task_queue("broken"), "queue", "simple.default")
     got = store.tasks.get("broken")
     assert (got.state, got.type, got.payload, got.last_err) == ("archived", "simple.default", None, "x")
+
+
+# --- the reverse key ----------------------------------------------------------------------------------
+
+
+def test_queue_of_reads_the_queue_the_reverse_key_names(pinned, r):
+    pinned.tasks.enqueue("inference.low", [NewTask(b"{}")])
+    assert r.hgetall(keys.task_queue("id-1")) == {b"queue": b"inference.low"}
+
+    assert pinned.tasks.queue_of("id-1") == "inference.low"
+
+
+def test_queue_of_an_id_without_a_reverse_key_is_none(pinned, r):
+    seed_task(r, "simple.default", "pending", "orphan")
+    r.delete(keys.task_queue("orphan"))
+
+    assert (pinned.tasks.queue_of("orphan"), pinned.tasks.queue_of("never-enqueued")) == (None, None)
+
+
+# --- listing ------------------------------------------------------------------------------------------
+
+
+def test_page_of_pending_tasks_is_oldest_first_with_the_total(pinned, r):
+    ids = [t.id for t in pinned.tasks.enqueue("inference.high", [NewTask(b'{"n":%d}' % n) for n in range(5)])]
+    before = snapshot(r)
+
+    pages = [pinned.tasks.page("inference.high", "pending", 2, offset) for offset in (0, 2, 4, 6)]
+
+    assert [total for total, _ in pages] == [5, 5, 5, 5]
+    assert [[t.id for t in tasks] for _, tasks in pages] == [ids[0:2], ids[2:4], ids[4:], []]
+    assert pages[0][1][0].to_dict() == pinned.tasks.get(ids[0]).to_dict()
+    assert snapshot(r) == before
+
+
+def test_page_of_a_paused_queue_reads_the_held_ids_before_those_pushed_onto_pending_since(pinned, r):
+    held = [t.id for t in pinned.tasks.enqueue("simple.default", [NewTask(b"1"), NewTask(b"2"), NewTask(b"3")])]
+    pinned.queues.pause("simple", True)
+    forwarded = [seed_task(r, "simple.default", "pending") for _ in range(2)]  # a worker's forwarder, meanwhile
+    assert r.llen(keys.held("simple.default")) == 3 and r.llen(keys.pending("simple.default")) == 2
+
+    pages = [pinned.tasks.page("simple.default", "pending", 2, offset) for offset in (0, 2, 4)]
+
+    assert [[t.id for t in tasks] for _, tasks in pages] == [held[:2], [held[2], forwarded[0]], [forwarded[1]]]
+    assert {total for total, _ in pages} == {5}
+    assert {t.state for _, tasks in pages for t in tasks} == {"pending"}
+
+
+@pytest.mark.parametrize("state", ["scheduled", "retry", "archived", "completed"])
+def test_page_of_a_sorted_set_state_is_by_score(pinned, r, state):
+    scores = [NOW + 300, NOW + 100, NOW + 200]
+    ids = [seed_task(r, "inference.low", state, score=score) for score in scores]
+    seed_task(r, "inference.low", "pending")
+
+    total, tasks = pinned.tasks.page("inference.low", state, 10, 0)
+
+    assert (total, [t.id for t in tasks]) == (3, [ids[1], ids[2], ids[0]])
+    assert {t.state for t in tasks} == {state}
+    if state in ("scheduled", "retry"):
+        assert [t.next_process_at for t in tasks] == [rfc3339(NOW + 100), rfc3339(NOW + 200), rfc3339(NOW + 300)]
+
+
+def test_page_of_active_tasks_lists_what_a_worker_has_taken(task_in, pinned):
+    task_id = task_in("active")
+
+    total, tasks = pinned.tasks.page("simple.default", "active", 10, 0)
+
+    assert (total, [(t.id, t.state) for t in tasks]) == (1, [(task_id, "active")])
+
+
+def test_page_counts_ids_whose_hash_is_gone_but_answers_only_the_tasks_that_remain(pinned, r):
+    kept = seed_task(r, "inference.low", "completed", score=NOW + 1)
+    gone = seed_task(r, "inference.low", "completed", score=NOW + 2)
+    r.delete(keys.task("inference.low", gone))  # expired before the worker's janitor purged its id
+
+    total, tasks = pinned.tasks.page("inference.low", "completed", 10, 0)
+
+    assert (total, [t.id for t in tasks]) == (2, [kept])
+
+
+# --- cancel -------------------------------------------------------------------------------------------
+
+
+def test_cancel_of_a_pending_task_archives_it_as_canceled(pinned, r):
+    task_id, other = (t.id for t in pinned.tasks.enqueue("simple.default", [NewTask(b"1"), NewTask(b"2")]))
+    before = task_traces(r, "simple.default", task_id)
+
+    assert pinned.tasks.cancel(task_id) == ("simple.default", True)
+
+    assert_canceled(r, "simple.default", task_id, before)
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [other.encode()]
+
+
+def test_cancel_of_a_held_task_takes_it_out_of_the_held_list(pinned, r):
+    task_id, other = (t.id for t in pinned.tasks.enqueue("simple.default", [NewTask(b"1"), NewTask(b"2")]))
+    pinned.queues.pause("simple", True)
+    before = task_traces(r, "simple.default", task_id)
+
+    assert pinned.tasks.cancel(task_id) == ("simple.default", True)
+
+    assert_canceled(r, "simple.default", task_id, before)
+    assert r.lrange(keys.held("simple.default"), 0, -1) == [other.encode()]
+
+
+@pytest.mark.parametrize("state", ["retry", "scheduled"])
+def test_cancel_of_a_task_waiting_for_its_next_attempt_or_its_time_archives_it(task_in, pinned, r, state):
+    task_id = task_in(state)
+    before = task_traces(r, "simple.default", task_id)
+    assert before[state] is not None
+
+    assert pinned.tasks.cancel(task_id) == ("simple.default", True)
+
+    assert_canceled(r, "simple.default", task_id, before)
+    assert r.exists(keys.state_key("simple.default", state)) == 0
+
+
+def test_cancel_of_a_running_task_only_publishes_its_id(task_in, pinned, r, redis_server):
+    task_id = task_in("active")
+    before = snapshot(r)
+
+    with cancel_channel(redis_server) as published:
+        assert pinned.tasks.cancel(task_id) == ("simple.default", False)
+        assert published() == task_id
+
+    assert snapshot(r) == before
+
+
+def test_cancel_of_a_task_a_worker_has_just_popped_leaves_it_to_the_worker(pinned, r, redis_server):
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b"1")])
+    assert r.rpop(keys.pending("simple.default")) == task.id.encode()  # BRPOP done, activation not yet
+    before = snapshot(r)
+
+    with cancel_channel(redis_server) as published:
+        assert pinned.tasks.cancel(task.id) == ("simple.default", False)
+        assert published() == task.id
+
+    assert snapshot(r) == before
+
+
+def test_cancel_of_an_orphan_whose_lease_was_recovered_archives_it(task_in, pinned, r):
+    task_id = task_in("active")
+    r.lrem(keys.active("simple.default"), 0, task_id)  # the hash says active; no list holds the id
+    r.zrem(keys.lease("simple.default"), task_id)
+    before = task_traces(r, "simple.default", task_id)
+
+    assert pinned.tasks.cancel(task_id) == ("simple.default", True)
+
+    assert_canceled(r, "simple.default", task_id, before)
+
+
+@pytest.mark.parametrize("state", ["completed", "archived"])
+def test_cancel_of_a_finished_task_raises_task_finished_and_changes_nothing(task_in, pinned, r, state):
+    task_id = task_in(state)
+    before = snapshot(r)
+
+    with pytest.raises(TaskFinished) as caught:
+        pinned.tasks.cancel(task_id)
+
+    assert (caught.value.task_id, caught.value.state) == (task_id, state)
+    assert snapshot(r) == before
+
+
+def test_cancel_of_an_unknown_task_or_one_whose_hash_expired_raises_task_not_found(pinned, r):
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b"1")])
+    r.delete(keys.task("simple.default", task.id))
+    before = snapshot(r)
+
+    for task_id in ("never-enqueued", task.id):
+        with pytest.raises(TaskNotFound) as caught:
+            pinned.tasks.cancel(task_id)
+        assert caught.value.task_id == task_id
+    assert snapshot(r) == before
+
+
+def test_cancel_with_no_failed_ttl_keeps_the_task_for_a_hundred_years_and_its_reverse_key_as_it_was(pinned, r):
+    task_id = seed_task(r, "simple.default", "pending", ttl_archived=0)
+
+    assert pinned.tasks.cancel(task_id) == ("simple.default", True)
+
+    assert r.zscore(keys.archived("simple.default"), task_id) == NOW + 3153600000
+    assert r.hget(keys.task("simple.default", task_id), "state") == b"archived"
+    assert r.ttl(keys.task("simple.default", task_id)) == -1
+    assert defaults.TASK_QUEUE_TTL - 60 <= r.ttl(keys.task_queue(task_id)) <= defaults.TASK_QUEUE_TTL
+
+
+# --- delete -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["pending", "held", "scheduled", "retry", "archived", "completed"])
+def test_delete_removes_every_trace_of_the_task_and_nothing_else(task_in, pinned, r, state):
+    task_id = task_in(state)
+    keep = task_in(state)
+    kept = task_traces(r, "simple.default", keep)
+    listed_as = "held" if state == "held" else state
+    assert task_traces(r, "simple.default", task_id)[listed_as]
+
+    pinned.tasks.delete("simple.default", task_id)
+
+    assert r.exists(keys.task("simple.default", task_id), keys.task_queue(task_id)) == 0
+    traces = task_traces(r, "simple.default", task_id)
+    assert not any(traces[k] for k in ("pending", "held", "active", "scheduled", "retry", "archived", "completed"))
+    assert task_traces(r, "simple.default", keep) == kept
+
+
+def test_delete_of_a_task_in_two_lists_removes_it_from_both(task_in, pinned, r):
+    task_id = task_in("retry")
+    r.lpush(keys.pending("simple.default"), task_id)  # forwarded while its id was still in :retry
+
+    pinned.tasks.delete("simple.default", task_id)
+
+    assert r.exists(keys.pending("simple.default"), keys.retry("simple.default"),
+                    keys.task("simple.default", task_id), keys.task_queue(task_id)) == 0
+
+
+@pytest.mark.parametrize("marker", ["state", "list"])
+def test_delete_of_a_running_task_raises_task_running_and_changes_nothing(task_in, pinned, r, marker):
+    task_id = task_in("active")
+    if marker == "list":  # activated in the list, the state not yet written
+        r.hset(keys.task("simple.default", task_id), "state", "pending")
+    before = snapshot(r)
+
+    with pytest.raises(TaskRunning) as caught:
+        pinned.tasks.delete("simple.default", task_id)
+
+    assert caught.value.task_id == task_id
+    assert snapshot(r) == before
+
+
+def test_delete_of_an_orphan_whose_lease_was_recovered_removes_it(task_in, pinned, r):
+    task_id = task_in("active")
+    r.lrem(keys.active("simple.default"), 0, task_id)
+    r.zrem(keys.lease("simple.default"), task_id)
+
+    pinned.tasks.delete("simple.default", task_id)
+
+    assert r.exists(keys.task("simple.default", task_id), keys.task_queue(task_id)) == 0
+
+
+@pytest.mark.parametrize("queue", ["inference.high", "legacy.jobs"])
+def test_delete_of_a_task_another_queue_holds_raises_task_not_found_and_leaves_it_alone(pinned, r, queue):
+    (task,) = pinned.tasks.enqueue("simple.default", [NewTask(b"1")])
+    before = snapshot(r)
+
+    with pytest.raises(TaskNotFound) as caught:
+        pinned.tasks.delete(queue, task.id)
+
+    assert (caught.value.task_id, caught.value.queue) == (task.id, queue)
+    assert snapshot(r) == before
+
+
+def test_delete_keeps_a_reverse_key_that_names_another_queue(pinned, r):
+    pinned.tasks.enqueue("simple.default", [NewTask(b"1", task_id="shared")])
+    # an asynq client of another language left a task of the same id in another queue
+    r.hset(keys.task("legacy.jobs", "shared"), mapping={"state": "archived", "error_msg": "boom"})
+    r.zadd(keys.archived("legacy.jobs"), {"shared": NOW})
+
+    pinned.tasks.delete("legacy.jobs", "shared")
+
+    assert r.exists(keys.task("legacy.jobs", "shared")) == 0
+    assert r.hgetall(keys.task_queue("shared")) == {b"queue": b"simple.default"}
+    assert r.hget(keys.task("simple.default", "shared"), "state") == b"pending"
