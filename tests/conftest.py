@@ -172,6 +172,25 @@ class Gunicorn:
         os.unlink(self.log.name)
 
 
+def serve(command: list[str], env: dict, port: int, cwd: Path = ROOT) -> subprocess.Popen:
+    """A server started by ``command`` (any WSGI server), once it answers /health on ``port``."""
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("server exited:\n" + process.stdout.read())
+        return requests.get("http://127.0.0.1:%d/health" % port, timeout=1).ok
+
+    wait_for(up, timeout=20, what="server on port %d" % port)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    process.wait(15)
+
+
 def raw_post(port: int, path: str, head: str, body: bytes) -> tuple[int, str, bytes]:
     """POST ``body`` with the admin key and the ``head`` lines exactly as given, then send no more;
     the status, content type and body answered."""
@@ -185,10 +204,16 @@ def raw_post(port: int, path: str, head: str, body: bytes) -> tuple[int, str, by
         return answer.status, answer.getheader("Content-Type") or "", answer.read()
 
 
+def served_env(redis_server: RedisServer, **more: str) -> dict:
+    """The environment of a runqy server on the private Redis with the example configs, and ``more``."""
+    return {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
+            "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config"),
+            **more}
+
+
 @pytest.fixture
 def gunicorn_env(redis_server) -> dict:
-    return {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
-            "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config")}
+    return served_env(redis_server)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from runqy import background, keys
-from tests.conftest import free_port, wait_for
-from tests.test_serving import serve, stop
+from tests.conftest import free_port, serve, stop, wait_for
 
 EVERY = 0.01
 

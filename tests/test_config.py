@@ -43,8 +43,9 @@ def test_defaults_with_only_the_api_key(monkeypatch):
     settings = Settings.from_env(KEY)
     assert (settings.api_key, settings.worker_api_key, settings.client_api_key) == ("k", "", "")
     assert (settings.redis_host, settings.redis_port, settings.redis_db, settings.redis_password,
-            settings.redis_tls) == ("localhost", 6379, 0, "", False)
-    assert (settings.port, settings.config_dir, settings.max_body_size) == (3000, "config", 10 * 1024 * 1024)
+            settings.redis_tls) == (defaults.REDIS_HOST, defaults.REDIS_PORT, defaults.REDIS_DB, "", False)
+    assert (settings.port, settings.config_dir, settings.max_body_size) == (
+        defaults.PORT, defaults.CONFIG_DIR, defaults.MAX_BODY_SIZE)
 
 
 def test_redis_url_with_password_port_and_db():
@@ -158,7 +159,8 @@ def test_worker_redis_addr_defaults_to_the_servers_own():
 def test_normalize_fills_every_default():
     assert normalize_queue("simple", {"deployment": DEPLOYMENT}) == {
         "name": "simple", "priority": 1, "mode": "long_running", "max_retry": 3, "timeout": defaults.TIMEOUT,
-        "result_ttl": 86400, "failed_ttl": 259200, "pending_timeout": 0,
+        "result_ttl": defaults.RESULT_TTL, "failed_ttl": defaults.FAILED_TTL,
+        "pending_timeout": defaults.PENDING_TIMEOUT,
         "sub_queues": [{"name": "default", "priority": 1}],
         "deployment": {**DEPLOYMENT, "mode": "long_running", "branch": "main", "redis_storage": True, "vaults": []},
         "source": "api",

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from runqy import keys
 from tests.conftest import ADMIN, CLIENT, Gunicorn, wait_for
+from tests.helpers import enqueue
 
 #: The states asynq's own exporter reports in asynq_tasks_enqueued_total (hibiken/asynq x/metrics).
 ASYNQ_STATES = {"pending", "active", "scheduled", "retry", "archived", "completed"}
@@ -79,15 +80,6 @@ def scrape_http(url: str) -> Scrape:
     assert result.status_code == 200, result.text
     assert result.headers["content-type"].startswith("text/plain"), result.headers
     return Scrape(result.text)
-
-
-def enqueue(client, queue: str, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        result = client.simulate_post("/queue/add", json={"queue": queue, "data": {"n": i}}, headers=CLIENT)
-        assert result.status_code == 200, result.text
-        ids.append(result.json["info"]["id"])
-    return ids
 
 
 # --- runqy-worker's own writes (docs/worker-protocol.md §2.7-§2.9) ---------------------------

@@ -20,7 +20,6 @@ from referencing.jsonschema import DRAFT202012
 
 from runqy import validation
 from runqy.app import create_app
-from runqy.resources import docs
 from tests.conftest import ROOT
 
 DOCUMENT_PATH = ROOT / "openapi.yaml"
@@ -29,7 +28,6 @@ SCHEMA_DIR_URI = urljoin(DOCUMENT_URI, "schemas/")
 #: The schema files the server validates with, where the checkout keeps them (runqy/schemas links there).
 SCHEMA_DIR = validation.SCHEMA_DIR.resolve()
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 
 
 @pytest.fixture(scope="module")
@@ -239,12 +237,3 @@ def test_response_examples_match_their_schemas(document, registry):
                 assert problems == [], "%s %s %s: %s" % (method.upper(), path, status, problems)
                 checked += 1
     assert checked >= 30
-
-
-def test_openapi_yaml_is_served_byte_for_byte_as_yaml(client):
-    res = client.simulate_get("/openapi.yaml")
-    assert res.status_code == 200
-    assert res.headers["Content-Type"].split(";")[0].strip() in YAML_TYPES
-    assert res.content == DOCUMENT_PATH.read_bytes()
-    assert docs.OPENAPI_PATH.resolve() == DOCUMENT_PATH
-    assert yaml.safe_load(res.content)["openapi"] == "3.1.0"

@@ -1,11 +1,13 @@
-"""A simulated runqy-worker that speaks the real protocol, for end-to-end tests.
+"""A simulated runqy-worker that speaks the real protocol, for end-to-end and store tests.
 
 It does what the Go ``runqy-worker`` does (docs/worker-protocol.md §1.3, §2.7-§2.11),
 step by step and with the same Redis commands, so that a test can run the whole
-path HTTP enqueue -> Redis -> worker -> Redis -> HTTP status without Go:
+path HTTP enqueue -> Redis -> worker -> Redis -> HTTP status without Go, or leave a
+task active, completed, retrying or archived exactly as the worker would:
 
-* registration is a real ``POST /worker/register``; the Redis address, the
-  sub-queues and ``redis_storage`` come from its answer, as for the real worker;
+* registration is a real ``POST /worker/register`` (over HTTP, or through falcon's
+  TestClient); the Redis address, the sub-queues and ``redis_storage`` come from its
+  answer, as for the real worker;
 * every state transition is one Lua script on one queue's ``{Q}`` hash slot;
 * ``handler(payload)`` stands in for the Python child process: its return value
   is the child's ``result``; an exception is the child's ``error``
@@ -139,17 +141,41 @@ def write_success(client: Any, scripts: dict[str, Any], queue: str, task_id: str
         client.expire(keys.task_queue(task_id), ttl)
 
 
-class SimWorker:
-    """One dequeue/execute loop over the sub-queues of one parent queue."""
+def register(server_url: str, api_key: str, queue: str) -> dict[str, Any]:
+    """One ``POST /worker/register`` over HTTP; anything but exactly 200 fails (§1.5)."""
+    body = {"queue": queue, "hostname": socket.gethostname() or "unknown", "os": "linux", "version": "dev"}
+    answer = requests.post(server_url + "/worker/register", json=body, timeout=30,
+                           headers={"Authorization": "Bearer " + api_key})
+    if answer.status_code != 200:
+        raise RuntimeError("registration failed: HTTP %d %s" % (answer.status_code, answer.text))
+    return answer.json()
 
-    def __init__(self, server_url: str, api_key: str, queue: str, handler: Callable[[Any], Any], *,
+
+def check_registration(config: dict[str, Any]) -> dict[str, Any]:
+    """The register answer, when every field the worker needs is there (§1.5)."""
+    for path in (("redis", "addr"), ("queue", "name"), ("deployment", "git_url"),
+                 ("deployment", "branch"), ("deployment", "startup_cmd")):
+        if not config.get(path[0], {}).get(path[1]):
+            raise RuntimeError("invalid bootstrap response: %s.%s is empty" % path)
+    return config
+
+
+class SimWorker:
+    """One dequeue/execute loop over the sub-queues of one registered queue.
+
+    ``registration`` is the answer of ``POST /worker/register`` (:func:`register` makes the
+    call over HTTP; a test that holds a falcon TestClient may make it itself).
+    """
+
+    def __init__(self, registration: dict[str, Any], handler: Callable[[Any], Any], *,
                  clock: Callable[[], float] = time.time, poll_timeout: float = 0.1):
-        self.server_url, self.api_key, self.queue = server_url, api_key, queue
         self.handler, self.clock, self.poll_timeout = handler, clock, poll_timeout
         self.errors: list[BaseException] = []  # unexpected errors of the loop, for tests to assert on
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.registration = self.register()
+        self._taken: dict[str, tuple[str, dict, protobuf.TaskMessage, int]] = {}  # see take()
+        self.registration = check_registration(registration)
+        self.queue = registration["queue"]["name"]
         redis_cfg = self.registration["redis"]
         host, _, port = redis_cfg["addr"].rpartition(":")
         self.redis = redis.Redis(host=host, port=int(port), password=redis_cfg.get("password") or None,
@@ -161,22 +187,7 @@ class SimWorker:
             ("activate", ACTIVATE), ("complete", COMPLETE), ("delete", DELETE), ("retry", RETRY),
             ("archive", ARCHIVE), ("forward", FORWARD))}
 
-    # --- §1: registration and the poll list ------------------------------------------
-
-    def register(self) -> dict[str, Any]:
-        """One ``POST /worker/register``; anything but exactly 200 fails (§1.5)."""
-        body = {"queue": self.queue, "hostname": socket.gethostname() or "unknown", "os": "linux",
-                "version": "dev"}
-        answer = requests.post(self.server_url + "/worker/register", json=body, timeout=30,
-                               headers={"Authorization": "Bearer " + self.api_key})
-        if answer.status_code != 200:
-            raise RuntimeError("registration failed: HTTP %d %s" % (answer.status_code, answer.text))
-        config = answer.json()
-        for path in (("redis", "addr"), ("queue", "name"), ("deployment", "git_url"),
-                     ("deployment", "branch"), ("deployment", "startup_cmd")):
-            if not config.get(path[0], {}).get(path[1]):
-                raise RuntimeError("invalid bootstrap response: %s.%s is empty" % path)
-        return config
+    # --- §1: the poll list -----------------------------------------------------------
 
     @staticmethod
     def poll_list(config: dict[str, Any]) -> list[str]:
@@ -195,6 +206,15 @@ class SimWorker:
 
     def run_once(self) -> str | None:
         """Take one task and run it to its next state; the task id, or None if none came."""
+        task_id = self.take()
+        if task_id in self._taken:
+            self.finish(task_id)
+        return task_id
+
+    def take(self) -> str | None:
+        """Dequeue one task and activate it: it is then active, with a lease, until
+        :meth:`finish` runs it; the task id, or None if none came. A task without a hash
+        or with a malformed msg is dropped (its id is still answered)."""
         popped = self.redis.brpop(self.poll_keys, timeout=self.poll_timeout)
         if popped is None:
             return None
@@ -217,12 +237,19 @@ class SimWorker:
         except redis.exceptions.RedisError:
             self.redis.rpush(key, task_id)  # back to the front of pending
             raise
+        self._taken[task_id] = (queue, fields, msg, now)
+        return task_id
+
+    def finish(self, task_id: str) -> None:
+        """Run a task :meth:`take` activated, and write how it ended (§2.9); one that waited
+        longer than its ``pending_timeout`` is archived instead."""
+        queue, fields, msg, now = self._taken.pop(task_id)
         retried = max(msg.retried, _int(fields.get(b"retried"), 0))
         pending_timeout = _int(fields.get(b"pending_timeout"), 0)
         pending_since = _int(fields.get(b"pending_since"), 0)
         if pending_timeout > 0 and pending_since > 0 and now - pending_since > pending_timeout:
             self._archive(queue, task_id, fields, "pending timeout: waited %ds before pickup" % (now - pending_since))
-            return task_id
+            return
         try:
             payload = json.loads(msg.payload) if msg.payload else None
         except ValueError:
@@ -233,7 +260,6 @@ class SimWorker:
             self._fail(queue, task_id, fields, msg, retried, exc)
         else:
             self._succeed(queue, task_id, fields, msg, result)
-        return task_id
 
     # --- §2.9: finishing --------------------------------------------------------------
 

@@ -13,39 +13,19 @@ import pytest
 import redis
 import requests
 
-from runqy import keys
+from runqy import defaults, keys
 from runqy.app import create_app
 from runqy.store import Store
-from tests.admin_helpers import NOW, TODAY, YESTERDAY, errors_of, pinned_client, seed_task
 from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, WORKER, WORKER_KEY, wait_for
+from tests.helpers import NOW, TODAY, YESTERDAY, assert_json_405, enqueue, errors_of, ids_in, seed_task
 
 COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
           "processed", "failed", "processed_today", "failed_today")
 
 
-@pytest.fixture
-def admin(settings, store):
-    """An admin TestClient on the example configs whose clock is pinned to NOW."""
-    return pinned_client(settings)
-
-
 def stats(**given) -> dict:
     """A queue's expected statistics: zeros except what is ``given``."""
     return {**{field: 0 for field in COUNTS}, "paused": False, "latency_seconds": 0, **given}
-
-
-def enqueue(client, queue: str, n: int, headers=ADMIN, path="/queue/add") -> list[str]:
-    ids = []
-    for i in range(n):
-        result = client.simulate_post(path, json={"queue": queue, "data": {"i": i}}, headers=headers)
-        assert result.status_code == 200, result.text
-        ids.append(result.json["info"]["id"])
-    return ids
-
-
-def ids_in(r: redis.Redis, key: str) -> list[str]:
-    """A list's ids from the tail (the next one a worker takes) to the head."""
-    return [i.decode() for i in reversed(r.lrange(key, 0, -1))]
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -76,7 +56,7 @@ def test_queue_list_reports_every_statistic_of_configured_and_unconfigured_queue
 
     assert result.status_code == 200, result.text
     assert {k: result.json[k] for k in ("count", "total", "limit", "offset")} == {
-        "count": 4, "total": 4, "limit": 1000, "offset": 0}
+        "count": 4, "total": 4, "limit": defaults.MAX_PAGE, "offset": 0}
     by_name = {q.pop("name"): q for q in result.json["queues"]}
     assert by_name == {
         "inference.high": stats(pending=3, active=2, scheduled=1, retry=3, archived=2, completed=4,
@@ -100,7 +80,7 @@ def test_queue_list_pages_by_name_with_limit_and_offset(admin, r):
     assert [[q["name"] for q in page["queues"]] for page in pages] == [names[0:3], names[3:6], names[6:], []]
     assert {page["total"] for page in pages} == {8}
     assert [page["count"] for page in pages] == [3, 3, 2, 0]
-    for query in ("limit=0", "limit=1001", "limit=x", "offset=-1", "offset=%d" % 2**63):
+    for query in ("limit=0", "limit=%d" % (defaults.MAX_PAGE + 1), "limit=x", "offset=-1", "offset=%d" % 2**63):
         result = admin.simulate_get("/api/cli/queues", query_string=query, headers=ADMIN)
         assert result.status_code == 400, query
         assert query.split("=")[0] in errors_of(result)[0], query
@@ -477,9 +457,7 @@ def test_admin_key_also_works_as_x_api_key(admin):
 
 
 def test_wrong_method_on_queue_routes_is_json_405(admin):
-    result = admin.simulate_delete("/api/cli/queues/inference", headers=ADMIN)
+    result = assert_json_405(admin, "DELETE", "/api/cli/queues/inference")
 
-    assert result.status_code == 405
-    errors_of(result)
     assert "GET" in result.headers["Allow"]
 

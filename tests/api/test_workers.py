@@ -1,55 +1,140 @@
-"""Workers from their heartbeats: /api/cli/workers[/{worker_id}] (docs/product.md §6,
-docs/worker-protocol.md §2.14 and §3.3).
+"""Workers over HTTP (runqy/resources/workers.py): registration, POST /worker/register
+(docs/worker-protocol.md §1), and the admin views of their heartbeats,
+/api/cli/workers[/{worker_id}] (docs/product.md §6, docs/worker-protocol.md §2.14 and §3.3).
 
 Heartbeats are written byte for byte as runqy-worker writes them: the registry
 ZSET, the status hash with its Go-map ``queues`` and JSON ``metrics``, and the
 log list of JSON lines.
 """
 
-import json
+import dataclasses
 
+import falcon.testing
 import pytest
 
-from runqy import keys
-from tests.admin_helpers import NOW, errors_of, pinned_client, rfc3339
-from tests.conftest import ADMIN, CLIENT, WORKER
+from runqy import defaults, keys
+from runqy.app import create_app
+from tests.conftest import ADMIN, CLIENT, WORKER, snapshot
+from tests.helpers import (
+    METRICS,
+    NOW,
+    RECOVERY,
+    REGISTRY_AHEAD,
+    assert_json_405,
+    errors_of,
+    heartbeat,
+    log_lines,
+    register,
+    rfc3339,
+)
 
-METRICS = {"cpu_percent": 12.5, "memory_used_bytes": 2147483648, "memory_total_bytes": 17179869184,
-           "gpus": [{"index": 0, "name": "NVIDIA A10G", "utilization_percent": 87, "memory_used_mb": 20110,
-                     "memory_total_mb": 23028, "temperature_c": 61}],
-           "collected_at": "2025-06-15T15:06:38Z"}
-RECOVERY = {"inference": {"state": "idle", "consecutive_fails": 0, "total_restarts": 1}}
-RUNNING_QUEUES = "map[inference.high:10 inference.low:2]"
-
-
-@pytest.fixture
-def admin(settings, store):
-    return pinned_client(settings)
-
-
-def heartbeat(r, wid: str, *, status: str = "running", healthy: str = "1", queues: str = RUNNING_QUEUES,
-              last_beat: int = NOW, started_at: int = NOW - 600, concurrency: int = 4,
-              recovery: dict | None = RECOVERY, registered: bool = True) -> None:
-    """One heartbeat of runqy-worker ``wid``: ZADD now+1800, HSET the status hash, EXPIRE 30."""
-    fields = {"worker_id": wid, "started_at": str(started_at), "last_beat": str(last_beat),
-              "concurrency": str(concurrency), "queues": queues, "status": status, "healthy": healthy,
-              "metrics": json.dumps(METRICS)}
-    if recovery is not None:
-        fields["recovery"] = json.dumps(recovery)
-    if registered:
-        r.zadd(keys.WORKERS, {wid: last_beat + 1800})
-    r.hset(keys.worker(wid), mapping=fields)
-    r.expire(keys.worker(wid), 30)
+# --- POST /worker/register ---------------------------------------------------------------------
 
 
-def log_lines(r, wid: str, n: int, start_ms: int = NOW * 1000) -> list[dict]:
-    """``n`` log lines as the worker pushes them: RPUSH, LTRIM -500 -1, EXPIRE 30."""
-    lines = [{"ts": start_ms + i, "src": "stderr" if i % 3 else "stdout", "text": "line %d: ünïcode ok" % i,
-              "seq": i + 1} for i in range(n)]
-    r.rpush(keys.worker_logs(wid), *(json.dumps(line) for line in lines))
-    r.ltrim(keys.worker_logs(wid), -500, -1)
-    r.expire(keys.worker_logs(wid), 30)
-    return lines
+def assert_registration_types(answer: dict, queue: str) -> None:
+    """Every field the worker's Go decoder reads has the type it expects (docs/worker-protocol.md §1.4)."""
+    redis_, q, dep = answer["redis"], answer["queue"], answer["deployment"]
+    assert isinstance(redis_["addr"], str) and redis_["addr"]
+    assert isinstance(redis_["password"], str)
+    assert isinstance(redis_["db"], int) and not isinstance(redis_["db"], bool)
+    assert isinstance(redis_["use_tls"], bool)
+    assert q["name"] == queue
+    assert isinstance(q["priority"], int) and not isinstance(q["priority"], bool) and q["priority"] >= 1
+    subs = answer["sub_queues"]
+    assert subs and all(set(s) == {"name", "priority"} for s in subs)
+    assert all(isinstance(s["name"], str) and "." in s["name"] for s in subs)
+    assert all(isinstance(s["priority"], int) and not isinstance(s["priority"], bool) and s["priority"] >= 1
+               for s in subs)
+    assert [s["priority"] for s in subs] == sorted((s["priority"] for s in subs), reverse=True)
+    for name in ("git_url", "branch", "startup_cmd"):
+        assert isinstance(dep[name], str) and dep[name], name
+    for name in ("code_path", "requirements_file", "mode"):
+        assert isinstance(dep[name], str), name
+    assert isinstance(dep["startup_timeout_secs"], int) and not isinstance(dep["startup_timeout_secs"], bool)
+    assert dep["redis_storage"] is True
+    assert isinstance(dep["vaults"], list)
+    assert isinstance(answer["vaults"], dict)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in answer["vaults"].items())
+    assert isinstance(answer.get("git_token", ""), str)
+
+
+def test_register_worker_body_for_a_parent_gets_all_its_sub_queues(client, r, settings):
+    before = snapshot(r)
+    res = register(client, {"queue": "inference", "hostname": "gpu-01", "os": "linux", "version": "1.4.0"})
+    assert res.status_code == 200, res.text
+    answer = res.json
+    assert_registration_types(answer, "inference")
+    assert answer["redis"] == {"addr": "127.0.0.1:%d" % settings.redis_port, "password": "", "db": 0,
+                               "use_tls": False}
+    assert answer["sub_queues"] == [{"name": "inference.high", "priority": 10},
+                                    {"name": "inference.low", "priority": 2}]
+    dep = answer["deployment"]
+    assert (dep["git_url"], dep["branch"], dep["startup_cmd"], dep["startup_timeout_secs"],
+            dep["requirements_file"], dep["mode"]) == (
+        "https://github.com/example/inference-worker.git", "main", "python main.py", 300, "requirements.txt",
+        "long_running")
+    assert "git_token" not in answer
+    assert snapshot(r) == before
+
+
+def test_register_seed_body_with_worker_id_is_accepted(client, r):
+    res = register(client, {"worker_id": "worker-abc123", "queue": "inference"})
+    assert res.status_code == 200, res.text
+    assert_registration_types(res.json, "inference")
+
+
+def test_register_one_sub_queue_gets_only_that_one(client, r):
+    res = register(client, {"queue": "inference.high", "hostname": "h", "os": "linux", "version": "dev"})
+    assert res.status_code == 200, res.text
+    assert_registration_types(res.json, "inference.high")
+    assert res.json["sub_queues"] == [{"name": "inference.high", "priority": 10}]
+    assert res.json["queue"]["priority"] == 10
+
+
+def test_register_plain_queue_gets_its_default_sub_queue_and_redis_storage_true(client, r):
+    res = register(client, {"queue": "simple", "hostname": "h", "os": "linux", "version": "dev"})
+    assert res.status_code == 200, res.text
+    assert_registration_types(res.json, "simple")
+    assert res.json["sub_queues"] == [{"name": "simple.default", "priority": 1}]
+    assert res.json["deployment"]["mode"] == "one_shot"
+    assert res.json["deployment"]["redis_storage"] is True
+
+
+def test_register_hands_out_the_public_redis_address_when_set(settings, store, r):
+    public = falcon.testing.TestClient(create_app(
+        dataclasses.replace(settings, redis_public_addr="redis.example.net:6380"), store=store))
+    res = register(public, {"queue": "inference"})
+    assert res.status_code == 200, res.text
+    assert res.json["redis"]["addr"] == "redis.example.net:6380"
+
+
+@pytest.mark.parametrize("queue", ["nope", "inference.medium", "nope.default"])
+def test_register_unknown_queue_is_404(client, r, queue):
+    res = register(client, {"queue": queue, "hostname": "h", "os": "linux", "version": "dev"})
+    assert res.status_code == 404
+    assert errors_of(res) == ["queue not found: %s" % queue]
+
+
+@pytest.mark.parametrize("queue", ["", "-x", "a.b.c", "bad name", "x" * 65, 7, None])
+def test_register_malformed_queue_name_is_400(client, r, queue):
+    res = register(client, {"queue": queue, "hostname": "h"})
+    assert res.status_code == 400
+    assert any(m.startswith("$.queue") for m in errors_of(res))
+
+
+def test_register_without_queue_is_400(client, r):
+    res = register(client, {"hostname": "h", "os": "linux", "version": "dev"})
+    assert res.status_code == 400
+    assert any("queue" in m for m in errors_of(res))
+
+
+def test_register_with_a_non_string_hostname_is_400(client, r):
+    res = register(client, {"queue": "inference", "hostname": 12})
+    assert res.status_code == 400
+    assert any(m.startswith("$.hostname") for m in errors_of(res))
+
+
+# --- the admin views of heartbeats ------------------------------------------------------------
 
 
 def fleet(r) -> None:
@@ -61,7 +146,7 @@ def fleet(r) -> None:
     heartbeat(r, "done-01:5", status="stopped", last_beat=NOW - 3)
     r.zrem(keys.WORKERS, "done-01:5")  # graceful stop: ZREM, then HSET status stopped
     # killed: the hash has expired, the registry entry stays with a score in the future
-    r.zadd(keys.WORKERS, {"dead-01:1": NOW - 40 + 1800})
+    r.zadd(keys.WORKERS, {"dead-01:1": NOW - 40 + REGISTRY_AHEAD})
     log_lines(r, "dead-01:1", 2)
     # killed long ago: its registry score has passed
     r.zadd(keys.WORKERS, {"gone-01:1": NOW - 3600})
@@ -105,8 +190,8 @@ def test_worker_list_never_lists_log_keys_as_workers(admin, r):
 
 
 def test_a_worker_is_stale_only_after_30_seconds_without_a_beat(admin, r):
-    heartbeat(r, "edge-30:1", last_beat=NOW - 30)
-    heartbeat(r, "edge-31:1", last_beat=NOW - 31)
+    heartbeat(r, "edge-30:1", last_beat=NOW - defaults.WORKER_STALE_AFTER)
+    heartbeat(r, "edge-31:1", last_beat=NOW - defaults.WORKER_STALE_AFTER - 1)
 
     listed = admin.simulate_get("/api/cli/workers", headers=ADMIN).json["workers"]
 
@@ -139,17 +224,18 @@ def test_worker_list_lists_a_restarted_worker_once(admin, r):
 
 def test_worker_detail_adds_the_last_50_log_lines_in_order(admin, r):
     heartbeat(r, "gpu-01:4123")
-    lines = log_lines(r, "gpu-01:4123", 60)
+    shown = defaults.WORKER_LOG_LINES
+    lines = log_lines(r, "gpu-01:4123", shown + 10)
 
     result = admin.simulate_get("/api/cli/workers/gpu-01:4123", headers=ADMIN)
 
     assert result.status_code == 200, result.text
     body = result.json
     assert body["logs"] == lines[10:]
-    assert [line["seq"] for line in body["logs"]] == list(range(11, 61))
+    assert [line["seq"] for line in body["logs"]] == list(range(11, shown + 11))
     assert {k: v for k, v in body.items() if k != "logs"} == \
         admin.simulate_get("/api/cli/workers", headers=ADMIN).json["workers"][0]
-    assert r.llen(keys.worker_logs("gpu-01:4123")) == 60
+    assert r.llen(keys.worker_logs("gpu-01:4123")) == shown + 10
 
 
 def test_worker_detail_with_an_encoded_colon_finds_the_worker(admin, r):
@@ -221,13 +307,12 @@ def test_worker_long_gone_from_the_registry_is_not_found(admin, r):
 
 def test_worker_views_write_nothing_to_redis(admin, r):
     fleet(r)
-    before = {key: (r.type(key), r.ttl(key)) for key in r.keys("*")}
-    snapshot = {key: r.dump(key) for key in before}
+    before = snapshot(r)
 
     admin.simulate_get("/api/cli/workers", headers=ADMIN)
     admin.simulate_get("/api/cli/workers/gpu-01:4123", headers=ADMIN)
 
-    assert {key: r.dump(key) for key in r.keys("*")} == snapshot
+    assert snapshot(r) == before
 
 
 @pytest.mark.parametrize("path", ["/api/cli/workers", "/api/cli/workers/gpu-01:4123"])
@@ -243,6 +328,4 @@ def test_worker_routes_are_admin_only(admin, r, path):
 
 def test_wrong_method_on_worker_routes_is_json_405(admin):
     for method, path in (("POST", "/api/cli/workers"), ("DELETE", "/api/cli/workers/gpu-01:4123")):
-        result = admin.simulate_request(method, path, headers=ADMIN)
-        assert result.status_code == 405
-        errors_of(result)
+        assert_json_405(admin, method, path)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn, wait_for
+from tests.conftest import ADMIN_KEY, wait_for
 
 #: Operations of the seed's API reference that the page must list.
 SEED_OPERATIONS = {
@@ -252,20 +252,6 @@ def chromium(tmp_path_factory):
                        "--host-resolver-rules=MAP runqy.test 127.0.0.1")
     yield browser
     browser.close()
-
-
-@pytest.fixture(scope="module")
-def module_server(redis_server):
-    """One gunicorn for the whole module, since the pages only read: the example configs, no tasks.
-
-    (The environment is conftest's ``gunicorn_env``, which is function-scoped.)
-    """
-    redis_server.client().flushdb()
-    env = {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
-           "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config")}
-    process = Gunicorn(env, workers=2)
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -1,36 +1,41 @@
-"""Task administration under /api/cli: enqueue, listing, details, cancel and delete
-(docs/product.md §5, docs/worker-protocol.md §3.1-§3.2).
+"""Tasks over HTTP (runqy/resources/tasks.py): enqueue (POST /queue/add, /queue/add-batch,
+/api/cli/tasks), status (GET /queue/{id}) and the admin views under /api/cli: listing, details,
+cancel and delete (docs/product.md §5, docs/worker-protocol.md §3.1-§3.2).
 
-Tasks in states only a worker produces are seeded by hand as runqy-worker writes
-them; every mutating call is followed by a look at the raw Redis keys.
+Every mutating call is followed by a look at the raw Redis keys, every refused call by a check
+that Redis holds exactly what it held before. Tasks in states only a worker produces are seeded
+by hand as runqy-worker writes them.
 """
 
 import json
+import time
+import uuid
 
 import falcon.testing
 import pytest
 
-from runqy import keys, protobuf
+from runqy import defaults, keys, protobuf
 from runqy.app import create_app
 from runqy.store import Store, connect
-from tests.admin_helpers import NOW, TTL_ARCHIVED, errors_of, pinned_client, rfc3339, seed_task, task_traces
-from tests.conftest import ADMIN, CLIENT, WORKER, wait_for
+from tests.conftest import ADMIN, CLIENT, WORKER, snapshot
+from tests.helpers import (
+    NOW,
+    add,
+    assert_canceled,
+    assert_json_405,
+    batch,
+    cancel_channel,
+    enqueue,
+    errors_of,
+    rfc3339,
+    seed_task,
+    stored,
+    task_traces,
+)
 
 STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
-
-
-@pytest.fixture
-def admin(settings, store):
-    return pinned_client(settings)
-
-
-def enqueue(client, queue: str, n: int = 1, path: str = "/api/cli/tasks") -> list[str]:
-    ids = []
-    for i in range(n):
-        result = client.simulate_post(path, json={"queue": queue, "data": {"i": i}}, headers=ADMIN)
-        assert result.status_code == 200, result.text
-        ids.append(result.json["info"]["id"])
-    return ids
+TASK_HASH_FIELDS = {b"msg", b"state", b"pending_since", b"enqueued_at", b"ttl_completed", b"ttl_archived",
+                    b"pending_timeout", b"active_timeout"}
 
 
 def listed(client, queue: str, **params) -> falcon.testing.Result:
@@ -38,7 +43,432 @@ def listed(client, queue: str, **params) -> falcon.testing.Result:
     return client.simulate_get("/api/cli/queues/%s/tasks" % queue, query_string=query, headers=ADMIN)
 
 
-# --- enqueue ----------------------------------------------------------------------------------
+def assert_enqueued(r, queue: str, task_id: str, payload: bytes, timeout: int, max_retry: int) -> dict:
+    """The task hash, msg, pending list and reverse key of one freshly enqueued task."""
+    fields, msg = stored(r, queue, task_id)
+    assert TASK_HASH_FIELDS <= set(fields)
+    assert fields[b"state"] == b"pending"
+    assert fields[b"active_timeout"] == str(timeout).encode()
+    assert fields[b"pending_since"] == fields[b"enqueued_at"]
+    assert abs(int(fields[b"enqueued_at"]) - time.time()) < 60
+    assert (msg.type, msg.queue, msg.id, msg.payload) == (queue, queue, task_id, payload)
+    assert (msg.timeout, msg.retry, msg.retention) == (timeout, max_retry, int(fields[b"ttl_completed"]))
+    assert task_id.encode() in r.lrange(keys.pending(queue), 0, -1)
+    assert r.hget(keys.task_queue(task_id), "queue") == queue.encode()
+    assert 0 < r.ttl(keys.task_queue(task_id)) <= defaults.TASK_QUEUE_TTL
+    assert r.sismember(keys.QUEUES, queue)
+    return fields
+
+
+# --- POST /queue/add -------------------------------------------------------------------------
+
+
+def test_enqueue_nested_body_writes_the_full_task_and_answers_its_info(client, r):
+    res = add(client, {"queue": "inference.high", "timeout": 120, "data": {"prompt": "Hello", "width": 1024}})
+    assert res.status_code == 200, res.text
+    info = res.json["info"]
+    assert set(res.json) == {"info"}
+    assert set(info) == {"id", "queue", "type", "state", "max_retry", "retried", "timeout"}
+    assert uuid.UUID(info["id"]).version == 4 and str(uuid.UUID(info["id"])) == info["id"]
+    assert info == {"id": info["id"], "queue": "inference.high", "type": "inference.high", "state": "pending",
+                    "max_retry": 3, "retried": 0, "timeout": 120}
+    fields = assert_enqueued(r, "inference.high", info["id"], b'{"prompt":"Hello","width":1024}', 120, 3)
+    assert (int(fields[b"ttl_completed"]), int(fields[b"ttl_archived"]), int(fields[b"pending_timeout"])) == (
+        defaults.RESULT_TTL, defaults.FAILED_TTL, defaults.PENDING_TIMEOUT)
+    assert r.llen(keys.pending("inference.low")) == 0
+
+
+def test_enqueue_adds_the_queue_to_the_asynq_queue_set_even_when_it_was_removed(client, r):
+    """Enqueue itself does SADD asynq:queues (docs/product.md §3), not only the config load."""
+    for n in range(2):  # the second time, after this process has already enqueued to the queue once
+        r.srem(keys.QUEUES, "simple.default")
+        res = add(client, {"queue": "simple", "data": n})
+        assert res.status_code == 200, res.text
+        assert r.sismember(keys.QUEUES, "simple.default"), "enqueue %d left the queue out of asynq:queues" % n
+
+
+def test_enqueue_flat_body_stores_every_non_reserved_key_as_the_payload(client, r):
+    res = add(client, {"queue": "simple", "prompt": "x"})
+    assert res.status_code == 200, res.text
+    info = res.json["info"]
+    assert (info["queue"], info["timeout"], info["max_retry"]) == ("simple.default", defaults.TIMEOUT, 1)
+    assert_enqueued(r, "simple.default", info["id"], b'{"prompt":"x"}', defaults.TIMEOUT, 1)
+
+
+def test_enqueue_flat_body_keeps_reserved_keys_out_of_the_payload(client, r):
+    res = add(client, {"queue": "simple", "timeout": 60, "max_retry": 5, "prompt": "x", "n": [1, 2]})
+    assert res.status_code == 200, res.text
+    info = res.json["info"]
+    assert (info["timeout"], info["max_retry"]) == (60, 5)
+    assert_enqueued(r, "simple.default", info["id"], b'{"prompt":"x","n":[1,2]}', 60, 5)
+
+
+def test_enqueue_benchmark_style_payload_key_is_kept_as_a_payload_field(client, r):
+    res = add(client, {"queue": "simple", "payload": {"iterations": 3, "sleep": 0.1}})
+    assert res.status_code == 200, res.text
+    assert_enqueued(r, "simple.default", res.json["info"]["id"],
+                    b'{"payload":{"iterations":3,"sleep":0.1}}', defaults.TIMEOUT, 1)
+
+
+@pytest.mark.parametrize("data, raw", [
+    ("just text", b'"just text"'),
+    (42, b"42"),
+    (2.5, b"2.5"),
+    ([1, "two", None], b'[1,"two",null]'),
+    (None, b"null"),
+    ({}, b"{}"),
+    ("h\u00e9llo \u2603", '"h\u00e9llo \u2603"'.encode()),
+])
+def test_enqueue_data_may_be_any_json_value(client, r, data, raw):
+    res = add(client, {"queue": "simple", "data": data})
+    assert res.status_code == 200, res.text
+    assert_enqueued(r, "simple.default", res.json["info"]["id"], raw, defaults.TIMEOUT, 1)
+
+
+def test_enqueue_timeout_and_max_retry_overrides_reach_answer_hash_and_msg(client, r):
+    res = add(client, {"queue": "inference.low", "data": {}, "timeout": 7, "max_retry": 0})
+    assert res.status_code == 200, res.text
+    info = res.json["info"]
+    assert (info["timeout"], info["max_retry"]) == (7, 0)
+    assert_enqueued(r, "inference.low", info["id"], b"{}", 7, 0)
+
+
+def test_enqueue_without_overrides_takes_the_queue_defaults(client, r):
+    res = add(client, {"queue": "inference.low", "data": {}})
+    info = res.json["info"]
+    assert (info["timeout"], info["max_retry"]) == (300, 3)
+    assert_enqueued(r, "inference.low", info["id"], b"{}", 300, 3)
+
+
+def test_enqueue_with_a_bare_parent_name_goes_to_its_default_sub_queue(client, r):
+    res = add(client, {"queue": "simple", "data": 1})
+    assert res.json["info"]["queue"] == "simple.default"
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [res.json["info"]["id"].encode()]
+    assert not r.exists(keys.pending("simple"))
+
+
+def test_enqueue_ids_are_fresh_uuid4s(client, r):
+    ids = {add(client, {"queue": "simple", "data": i}).json["info"]["id"] for i in range(5)}
+    assert len(ids) == 5
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    assert set(r.lrange(keys.pending("simple.default"), 0, -1)) == {i.encode() for i in ids}
+
+
+def test_enqueue_with_client_chosen_task_id_uses_it(client, r):
+    res = add(client, {"queue": "inference.high", "task_id": "order-42_a", "data": {"a": 1}})
+    assert res.status_code == 200, res.text
+    assert res.json["info"]["id"] == "order-42_a"
+    assert_enqueued(r, "inference.high", "order-42_a", b'{"a":1}', 300, 3)
+
+
+@pytest.mark.parametrize("second_queue", ["inference.high", "inference.low", "simple"])
+def test_enqueue_with_a_taken_task_id_is_409_and_leaves_the_original_untouched(client, r, second_queue):
+    first = add(client, {"queue": "inference.high", "task_id": "dup-1", "data": {"v": 1}})
+    assert first.status_code == 200, first.text
+    before = snapshot(r)
+    res = add(client, {"queue": second_queue, "task_id": "dup-1", "data": {"v": 2}})
+    assert res.status_code == 409
+    assert any("dup-1" in m for m in errors_of(res))
+    assert snapshot(r) == before
+    assert r.hget(keys.task_queue("dup-1"), "queue") == b"inference.high"
+    assert stored(r, "inference.high", "dup-1")[1].payload == b'{"v":1}'
+
+
+def test_enqueue_with_a_task_id_whose_hash_exists_without_reverse_key_is_409(client, r):
+    """A task hash left behind after its reverse key expired still blocks the id."""
+    first = add(client, {"queue": "simple", "task_id": "orphan", "data": 1})
+    assert first.status_code == 200
+    r.delete(keys.task_queue("orphan"))
+    before = snapshot(r)
+    res = add(client, {"queue": "simple", "task_id": "orphan", "data": 2})
+    assert res.status_code == 409
+    errors_of(res)
+    assert snapshot(r) == before
+
+
+def test_enqueue_with_an_unknown_queue_is_404_and_writes_nothing(client, r):
+    before = snapshot(r)
+    res = add(client, {"queue": "nope", "data": {}})
+    assert res.status_code == 404
+    assert errors_of(res) == ["queue not found: nope.default"]
+    res = add(client, {"queue": "inference.medium", "data": {}})
+    assert res.status_code == 404
+    assert errors_of(res) == ["queue not found: inference.medium"]
+    res = add(client, {"queue": "nope.x", "task_id": "mine", "data": {}})
+    assert res.status_code == 404
+    assert errors_of(res) == ["queue not found: nope.x"]
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({"process_at": "2026-12-01T10:00:00Z", "delay": 60}, "$: give process_at or delay, not both"),
+    ({"delay": defaults.MAX_SCHEDULE_AHEAD + 1}, "$.delay: "),
+    ({"process_at": time.time() + defaults.MAX_SCHEDULE_AHEAD + 86400}, "is more than a year ahead"),
+    ({"process_at": "2026-12-01T10:00:00"}, '"2026-12-01T10:00:00" is not a valid time (RFC 3339 with a UTC offset'),
+    ({"process_at": "tomorrow"}, '$.process_at: "tomorrow" is not a valid time (RFC 3339'),
+    ({"delay": -1}, "$.delay: "),
+    ({"unique_for": 0}, "$.unique_for: "),
+    ({"unique_for": 30 * 24 * 3600 + 1}, "$.unique_for: "),
+])
+def test_enqueue_with_a_bad_time_or_uniqueness_is_400_and_writes_nothing(client, r, extra, expected):
+    before = snapshot(r)
+    res = add(client, {"queue": "simple", "data": {}, **extra})
+    assert res.status_code == 400
+    (message,) = errors_of(res)
+    assert expected in message
+    assert snapshot(r) == before
+
+
+def test_admin_cli_tasks_enqueues_like_queue_add(client, r):
+    res = client.simulate_post("/api/cli/tasks", json={"queue": "simple", "data": [1]}, headers=ADMIN)
+    assert res.status_code == 200, res.text
+    assert res.json["info"]["queue"] == "simple.default"
+    assert_enqueued(r, "simple.default", res.json["info"]["id"], b"[1]", defaults.TIMEOUT, 1)
+
+
+# --- POST /queue/add-batch ----------------------------------------------------------------------
+
+
+def test_batch_wrapper_and_raw_jobs_are_stored_in_job_order(client, r):
+    jobs = [
+        {"data": {"p": 1}},                       # wrapper
+        {"data": "s", "timeout": 9},              # wrapper with its own timeout
+        {"data": 1, "other": True},               # not a wrapper: an object with another key
+        {"prompt": "x"},                          # raw object
+        [1, 2],                                   # raw array
+        "text",                                   # raw string
+        3.5,                                      # raw number
+        {"timeout": 4},                           # no data: raw payload
+    ]
+    res = batch(client, {"queue": "inference.high", "timeout": 50, "max_retry": 2, "jobs": jobs})
+    assert res.status_code == 200, res.text
+    body = res.json
+    assert (body["enqueued"], body["failed"], body["errors"]) == (len(jobs), 0, [])
+    ids = body["task_ids"]
+    assert len(set(ids)) == len(jobs) and all(uuid.UUID(i).version == 4 for i in ids)
+    expected = [(b'{"p":1}', 50), (b'"s"', 9), (b'{"data":1,"other":true}', 50), (b'{"prompt":"x"}', 50),
+                (b"[1,2]", 50), (b'"text"', 50), (b"3.5", 50), (b'{"timeout":4}', 50)]
+    for task_id, (payload, timeout) in zip(ids, expected):
+        assert_enqueued(r, "inference.high", task_id, payload, timeout, 2)
+    # LPUSH in job order: workers pop from the tail, so the first job is taken first
+    assert r.lrange(keys.pending("inference.high"), 0, -1) == [i.encode() for i in reversed(ids)]
+
+
+def test_batch_with_a_bare_parent_name_uses_the_queue_defaults(client, r):
+    res = batch(client, {"queue": "simple", "jobs": [{"data": 1}, 2]})
+    assert res.status_code == 200, res.text
+    for task_id, payload in zip(res.json["task_ids"], (b"1", b"2")):
+        assert_enqueued(r, "simple.default", task_id, payload, defaults.TIMEOUT, 1)
+
+
+def test_batch_of_1000_jobs_is_accepted_and_all_are_written(client, r):
+    most = defaults.MAX_BATCH_JOBS
+    res = batch(client, {"queue": "simple", "jobs": [{"n": i} for i in range(most)]})
+    assert res.status_code == 200, res.text
+    ids = res.json["task_ids"]
+    assert res.json["enqueued"] == most and len(set(ids)) == most
+    assert r.llen(keys.pending("simple.default")) == most
+    assert len(list(r.scan_iter(keys.task_prefix("simple.default") + "*", count=1000))) == most
+    assert stored(r, "simple.default", ids[-1])[1].payload == b'{"n":%d}' % (most - 1)
+
+
+def test_batch_of_1001_jobs_is_400_naming_the_limit_and_writes_nothing(client, r):
+    before = snapshot(r)
+    res = batch(client, {"queue": "simple", "jobs": list(range(defaults.MAX_BATCH_JOBS + 1))})
+    assert res.status_code == 400
+    (message,) = errors_of(res)
+    assert "$.jobs" in message and str(defaults.MAX_BATCH_JOBS) in message
+    assert snapshot(r) == before
+
+
+def test_batch_without_jobs_is_400_and_writes_nothing(client, r):
+    before = snapshot(r)
+    for body in ({"queue": "simple", "jobs": []}, {"queue": "simple"}):
+        res = batch(client, body)
+        assert res.status_code == 400
+        assert any("jobs" in m for m in errors_of(res))
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize("bad", ["5", 0, 1.5, -1, None])
+def test_batch_bad_wrapper_timeout_is_400_naming_its_path_and_writes_nothing(client, r, bad):
+    before = snapshot(r)
+    res = batch(client, {"queue": "simple", "jobs": [{"data": 1}, 2, {"data": 3, "timeout": bad}]})
+    assert res.status_code == 400
+    assert any(m.startswith("$.jobs[2].timeout") for m in errors_of(res)), res.text
+    assert snapshot(r) == before
+
+
+def test_batch_unknown_top_level_field_is_400_and_writes_nothing(client, r):
+    before = snapshot(r)
+    res = batch(client, {"queue": "simple", "jobs": [1], "priority": 3})
+    assert res.status_code == 400
+    assert any("priority" in m for m in errors_of(res))
+    assert snapshot(r) == before
+
+
+def test_batch_to_an_unknown_queue_is_404_and_writes_nothing(client, r):
+    before = snapshot(r)
+    res = batch(client, {"queue": "ghost", "jobs": [1, 2]})
+    assert res.status_code == 404
+    assert errors_of(res) == ["queue not found: ghost.default"]
+    assert snapshot(r) == before
+
+
+def test_batch_bad_request_timeout_is_400_and_writes_nothing(client, r):
+    before = snapshot(r)
+    res = batch(client, {"queue": "simple", "timeout": "300", "jobs": [1]})
+    assert res.status_code == 400
+    assert any(m.startswith("$.timeout") for m in errors_of(res))
+    assert snapshot(r) == before
+
+
+# --- GET /queue/{id} ----------------------------------------------------------------------------
+
+
+def test_status_of_a_pending_task_reads_every_field(client, r):
+    (task_id,) = enqueue(client, "inference.high", data={"q": [1, "a"]})
+    res = client.simulate_get("/queue/" + task_id, headers=ADMIN)
+    assert res.status_code == 200, res.text
+    info = res.json["info"]
+    assert set(info) == {"id", "queue", "type", "state", "payload", "result", "last_err", "retried", "max_retry",
+                         "timeout", "enqueued_at", "completed_at", "last_failed_at", "next_process_at"}
+    enqueued_at = int(r.hget(keys.task("inference.high", task_id), "enqueued_at"))
+    assert info == {"id": task_id, "queue": "inference.high", "type": "inference.high", "state": "pending",
+                    "payload": {"q": [1, "a"]}, "result": None, "last_err": None, "retried": 0, "max_retry": 3,
+                    "timeout": 300, "enqueued_at": rfc3339(enqueued_at), "completed_at": None,
+                    "last_failed_at": None, "next_process_at": None}
+
+
+def test_status_of_a_completed_task_shows_its_result(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    key = keys.task("inference.high", task_id)
+    now = int(time.time())
+    # what the worker does on success (docs/worker-protocol.md §2.9)
+    r.lrem(keys.pending("inference.high"), 0, task_id)
+    r.hdel(key, "pending_since")
+    r.hset(key, mapping={"state": "completed", "completed_at": now, "result": '{"answer": 42, "ok": true}'})
+    r.zadd(keys.completed("inference.high"), {task_id: now + defaults.RESULT_TTL})
+    info = client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]
+    assert (info["state"], info["result"], info["completed_at"]) == ("completed", {"answer": 42, "ok": True},
+                                                                      rfc3339(now))
+    assert info["payload"] == {"i": 0}
+
+
+def test_status_of_a_completed_task_with_a_null_or_text_result(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    key = keys.task("inference.high", task_id)
+    r.hset(key, mapping={"state": "completed", "result": "null"})
+    assert client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]["result"] is None
+    r.hset(key, "result", "not json")
+    assert client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]["result"] == "not json"
+
+
+def test_status_of_an_archived_task_shows_error_msg_as_last_err(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    key = keys.task("inference.high", task_id)
+    now = int(time.time())
+    r.hset(key, mapping={"state": "archived", "error_msg": "permanent failure: boom", "last_failed_at": now})
+    r.zadd(keys.archived("inference.high"), {task_id: now + defaults.FAILED_TTL})
+    info = client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]
+    assert (info["state"], info["last_err"], info["last_failed_at"]) == (
+        "archived", "permanent failure: boom", rfc3339(now))
+
+
+def test_status_of_a_retry_task_shows_the_next_attempt_from_the_retry_zset(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    key = keys.task("inference.high", task_id)
+    now = int(time.time())
+    r.hincrby(key, "retried", 1)
+    r.hset(key, mapping={"state": "retry", "last_failed_at": now})
+    r.zadd(keys.retry("inference.high"), {task_id: now + 10})
+    info = client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]
+    assert (info["state"], info["retried"], info["next_process_at"], info["last_failed_at"]) == (
+        "retry", 1, rfc3339(now + 10), rfc3339(now))
+    assert info["last_err"] is None
+
+
+def test_status_retried_is_the_larger_of_hash_field_and_msg_field(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    key = keys.task("inference.high", task_id)
+    msg = protobuf.decode(r.hget(key, "msg"))
+    msg.retried = 2
+    r.hset(key, mapping={"msg": protobuf.encode(msg), "retried": 1, "state": "retry"})
+    assert client.simulate_get("/queue/" + task_id, headers=ADMIN).json["info"]["retried"] == 2
+
+
+def test_status_in_seed_form_normalises_a_bare_parent_name(client, r):
+    (task_id,) = enqueue(client, "simple")
+    for name in ("simple", "simple.default"):
+        res = client.simulate_get("/queue/%s/%s" % (task_id, name), headers=ADMIN)
+        assert res.status_code == 200, res.text
+        assert (res.json["info"]["id"], res.json["info"]["queue"]) == (task_id, "simple.default")
+
+
+def test_status_in_seed_form_finds_a_task_whose_reverse_key_is_gone(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    r.delete(keys.task_queue(task_id))
+    assert client.simulate_get("/queue/" + task_id, headers=ADMIN).status_code == 404
+    res = client.simulate_get("/queue/%s/inference.high" % task_id, headers=ADMIN)
+    assert res.status_code == 200 and res.json["info"]["state"] == "pending"
+
+
+def test_status_in_seed_form_with_the_wrong_queue_is_404(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    for name in ("inference.low", "inference", "simple"):
+        res = client.simulate_get("/queue/%s/%s" % (task_id, name), headers=ADMIN)
+        assert res.status_code == 404, name
+        assert errors_of(res) == ["task not found: %s" % task_id]
+
+
+@pytest.mark.parametrize("name", ["-bad", "a.b.c", "has space", "x" * 65, "a..b", "_x", "q.%C3%BC"])
+def test_status_in_seed_form_with_a_malformed_queue_name_is_400(client, r, name):
+    (task_id,) = enqueue(client, "inference.high")
+    res = client.simulate_get("/queue/%s/%s" % (task_id, name), headers=ADMIN)
+    assert res.status_code == 400, res.text
+    assert any("queue" in m and "not a valid queue name" in m for m in errors_of(res)), res.text
+
+
+@pytest.mark.parametrize("task_id", ["no-such-task", str(uuid.uuid4()), "x" * 300])
+def test_status_of_an_unknown_task_is_404(client, r, task_id):
+    res = client.simulate_get("/queue/" + task_id, headers=ADMIN)
+    assert res.status_code == 404
+    assert errors_of(res)[0].startswith("task not found: ")
+
+
+def test_status_of_a_task_whose_hash_expired_is_404(client, r):
+    (task_id,) = enqueue(client, "inference.high")
+    r.delete(keys.task("inference.high", task_id))
+    assert r.exists(keys.task_queue(task_id))
+    res = client.simulate_get("/queue/" + task_id, headers=ADMIN)
+    assert res.status_code == 404
+    assert errors_of(res) == ["task not found: %s" % task_id]
+
+
+def test_status_of_a_deeply_nested_payload_reads_it_back(roomy_client, r):
+    """A payload the server accepted must be readable again, not a 500."""
+    deep: list = []
+    for _ in range(600):
+        deep = [deep]
+    (task_id,) = enqueue(roomy_client, "simple", data=deep)
+    res = roomy_client.simulate_get("/queue/" + task_id, headers=ADMIN)
+    assert res.status_code == 200, res.text
+    assert res.json["info"]["payload"] == deep
+
+
+@pytest.mark.parametrize("depth", [600, 900, 990, 5000])
+def test_status_of_a_deeply_nested_worker_result_is_200_not_500(client, r, depth):
+    """The worker stores whatever JSON text the task returned; reading it back must not fail."""
+    (task_id,) = enqueue(client, "inference.high")
+    r.hset(keys.task("inference.high", task_id),
+           mapping={"state": "completed", "result": "[" * depth + "]" * depth})
+    res = client.simulate_get("/queue/" + task_id, headers=ADMIN)
+    assert res.status_code == 200, res.text
+    result = res.json["info"]["result"]
+    assert result == "[" * depth + "]" * depth or json.dumps(result).replace(" ", "") == "[" * depth + "]" * depth
+
+
+# --- POST /api/cli/tasks -------------------------------------------------------------------------
 
 
 def test_admin_enqueue_writes_exactly_what_queue_add_writes(settings, store, r):
@@ -64,7 +494,7 @@ def test_admin_enqueue_writes_exactly_what_queue_add_writes(settings, store, r):
     assert json.loads(msg_two.payload) == {"prompt": "x", "n": [1, 2]}
     assert r.lrange(keys.pending("inference.high"), 0, -1) == [b"task-via-admin", b"task-via-queue-add"]
     assert r.hgetall(keys.task_queue("task-via-admin")) == {b"queue": b"inference.high"}
-    assert 0 < r.ttl(keys.task_queue("task-via-admin")) <= 30 * 24 * 3600
+    assert 0 < r.ttl(keys.task_queue("task-via-admin")) <= defaults.TASK_QUEUE_TTL
 
 
 def test_admin_enqueue_accepts_the_flat_body_and_a_plain_queue_name(admin, r):
@@ -121,7 +551,7 @@ def test_task_list_defaults_to_pending_oldest_first_with_total(admin, r):
     assert result.status_code == 200, result.text
     body = result.json
     assert {k: body[k] for k in ("queue", "state", "total", "limit", "offset")} == {
-        "queue": "inference.high", "state": "pending", "total": 3, "limit": 20, "offset": 0}
+        "queue": "inference.high", "state": "pending", "total": 3, "limit": defaults.PAGE, "offset": 0}
     assert [t["id"] for t in body["tasks"]] == ids
     first = body["tasks"][0]
     assert first == {"id": ids[0], "queue": "inference.high", "type": "inference.high", "state": "pending",
@@ -140,20 +570,21 @@ def test_task_list_pages_with_limit_and_offset(admin, r):
 
 
 def test_task_list_default_page_is_20_and_limit_1000_is_allowed(admin, r):
-    ids = enqueue(admin, "simple", 25)
+    ids = enqueue(admin, "simple", defaults.PAGE + 5)
 
     default = listed(admin, "simple").json
-    most = listed(admin, "simple", limit=1000).json
+    most = listed(admin, "simple", limit=defaults.MAX_PAGE).json
 
-    assert ([t["id"] for t in default["tasks"]], default["total"]) == (ids[:20], 25)
-    assert ([t["id"] for t in most["tasks"]], most["limit"]) == (ids, 1000)
+    assert ([t["id"] for t in default["tasks"]], default["total"]) == (ids[:defaults.PAGE], len(ids))
+    assert ([t["id"] for t in most["tasks"]], most["limit"]) == (ids, defaults.MAX_PAGE)
 
 
 def test_task_list_with_a_bad_parameter_is_400(admin, r):
     enqueue(admin, "simple", 1)
 
-    for query in ("limit=0", "limit=1001", "limit=abc", "limit=-1", "limit=1.5", "offset=-1", "offset=abc",
-                  "state=paused", "state=PENDING", "state=%00", "state=%C3%A9", "limit=99999999999999999999999"):
+    for query in ("limit=0", "limit=%d" % (defaults.MAX_PAGE + 1), "limit=abc", "limit=-1", "limit=1.5",
+                  "offset=-1", "offset=abc", "state=paused", "state=PENDING", "state=%00", "state=%C3%A9",
+                  "limit=99999999999999999999999"):
         result = admin.simulate_get("/api/cli/queues/simple/tasks", query_string=query, headers=ADMIN)
 
         assert result.status_code == 400, (query, result.text)
@@ -322,19 +753,6 @@ def test_task_details_of_an_unknown_or_odd_id_are_404(admin, r):
 # --- cancel -----------------------------------------------------------------------------------
 
 
-def assert_canceled(r, queue: str, task_id: str, before: dict) -> None:
-    traces = task_traces(r, queue, task_id)
-    h = traces["hash"]
-    assert (h[b"state"], h[b"error_msg"], h[b"last_failed_at"]) == (b"archived", b"canceled", str(NOW).encode())
-    assert b"pending_since" not in h
-    assert h[b"msg"] == before["hash"][b"msg"]
-    assert traces["archived"] == NOW + TTL_ARCHIVED
-    assert not any(traces[k] for k in ("pending", "held", "active", "scheduled", "retry", "completed"))
-    assert TTL_ARCHIVED - 5 <= r.ttl(keys.task(queue, task_id)) <= TTL_ARCHIVED
-    assert traces["reverse"] == {b"queue": queue.encode()}
-    assert TTL_ARCHIVED - 5 <= r.ttl(keys.task_queue(task_id)) <= TTL_ARCHIVED
-
-
 def test_cancel_of_a_pending_task_archives_it_as_canceled(admin, r):
     task_id, other = enqueue(admin, "inference.high", 2)
     before = task_traces(r, "inference.high", task_id)
@@ -377,18 +795,13 @@ def test_cancel_of_a_retry_or_scheduled_task_archives_it(admin, r, state):
 def test_cancel_of_an_active_task_publishes_its_id_and_is_202(admin, r, redis_server):
     task_id = seed_task(r, "inference.high", "active")
     before = task_traces(r, "inference.high", task_id)
-    pubsub = redis_server.client().pubsub()
-    pubsub.subscribe(keys.CANCEL_CHANNEL)
-    wait_for(lambda: pubsub.get_message(timeout=1)["type"] == "subscribe", what="the subscription")
+    with cancel_channel(redis_server) as published:
+        result = admin.simulate_delete("/api/cli/tasks/" + task_id, headers=ADMIN)
 
-    result = admin.simulate_delete("/api/cli/tasks/" + task_id, headers=ADMIN)
-
-    assert result.status_code == 202, result.text
-    assert (result.json["state"], result.json["canceled"]) == ("active", False)
-    assert "runqy-worker cannot interrupt" in result.json["message"]
-    message = wait_for(lambda: pubsub.get_message(timeout=1), what="the cancel message")
-    pubsub.close()
-    assert (message["channel"], message["data"]) == (keys.CANCEL_CHANNEL.encode(), task_id.encode())
+        assert result.status_code == 202, result.text
+        assert (result.json["state"], result.json["canceled"]) == ("active", False)
+        assert "runqy-worker cannot interrupt" in result.json["message"]
+        assert published() == task_id
     assert task_traces(r, "inference.high", task_id) == before
 
 
@@ -608,9 +1021,7 @@ def test_client_key_can_still_read_task_status_but_not_the_admin_view(admin, r):
 def test_wrong_methods_on_task_routes_are_json_405(admin):
     for method, path in (("GET", "/api/cli/tasks"), ("GET", "/api/cli/tasks/x"),
                          ("POST", "/api/cli/queues/simple/tasks")):
-        result = admin.simulate_request(method, path, headers=ADMIN)
-        assert result.status_code == 405, (method, path)
-        errors_of(result)
+        assert_json_405(admin, method, path)
 
 
 def test_canceled_task_reads_as_archived_with_last_err_canceled_through_the_seed_route(admin, r):

@@ -16,7 +16,8 @@ import pytest
 import requests
 
 from runqy import keys
-from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER, Gunicorn, raw_post, snapshot, wait_for
+from tests.conftest import ADMIN, ROOT, WORKER, Gunicorn, raw_post, served_env, snapshot, wait_for
+from tests.helpers import add
 
 pytestmark = pytest.mark.e2e
 
@@ -64,16 +65,15 @@ def core_calls(url: str, task_id: str) -> dict[str, requests.Response]:
     }
 
 
-def enqueue(url: str, queue: str = "inference.high", data=None) -> requests.Response:
-    return requests.post(url + "/queue/add", json={"queue": queue, "data": data or {"n": 1}},
-                         headers=ADMIN, timeout=5)
+#: The task most tests here enqueue.
+TASK = {"queue": "inference.high", "data": {"n": 1}}
 
 
 # --- Redis stops and comes back -------------------------------------------------------------
 
 
 def test_redis_down_is_503_on_every_core_route_and_the_same_server_recovers(server, r, redis_restored):
-    first = enqueue(server.url)
+    first = add(server.url, TASK)
     assert first.status_code == 200, first.text
     task_id = first.json()["info"]["id"]
     pid = server.process.pid
@@ -91,13 +91,13 @@ def test_redis_down_is_503_on_every_core_route_and_the_same_server_recovers(serv
     redis_restored.start()  # empty: no persistence
     fresh = redis_restored.client()
     # nobody puts the configs back: the server does, and until then a request gets 503, never 404
-    answer = wait_for(lambda: (lambda a: a if a.status_code != 503 else None)(enqueue(server.url)),
+    answer = wait_for(lambda: (lambda a: a if a.status_code != 503 else None)(add(server.url, TASK)),
                       timeout=CONFIGS_BACK_WITHIN, what="configs restored")
     assert answer.status_code == 200, answer.text
     # the same process serves again: every route, several times over both workers' pools
     for _ in range(5):
         assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
-        answer = enqueue(server.url, data={"after": "restart"})
+        answer = add(server.url, {**TASK, "data": {"after": "restart"}})
         assert answer.status_code == 200, answer.text
         new_id = answer.json()["info"]["id"]
         assert fresh.hget(keys.task_queue(new_id), "queue") == b"inference.high"
@@ -128,7 +128,7 @@ def test_flushed_redis_gets_the_yaml_configs_back_by_itself_and_meanwhile_answer
     flushed = time.monotonic()
     statuses = []
     while True:
-        answer = enqueue(server.url)
+        answer = add(server.url, TASK)
         statuses.append(answer.status_code)
         if answer.status_code != 503:
             break
@@ -143,7 +143,7 @@ def test_flushed_redis_gets_the_yaml_configs_back_by_itself_and_meanwhile_answer
     assert reg.status_code == 200, reg.text
     # a config made through the API lived only in Redis: it is gone, and that is a 404 now
     assert set(r.hkeys(keys.CONFIGS)) == {b"inference", b"simple"}
-    assert enqueue(server.url, queue="byapi").status_code == 404
+    assert add(server.url, {**TASK, "queue": "byapi"}).status_code == 404
 
 
 def test_a_yaml_config_deleted_through_the_api_stays_deleted_and_is_404(server, r):
@@ -151,7 +151,7 @@ def test_a_yaml_config_deleted_through_the_api_stays_deleted_and_is_404(server, 
     assert deleted.status_code == 200, deleted.text
     time.sleep(CONFIGS_BACK_WITHIN + 0.5)  # a keeper's check or two
     assert not r.hexists(keys.CONFIGS, "simple")
-    answer = enqueue(server.url, queue="simple")
+    answer = add(server.url, {**TASK, "queue": "simple"})
     assert answer.status_code == 404 and answer.json() == {"errors": ["queue not found: simple.default"]}
 
 
@@ -166,9 +166,9 @@ def timed(call):
 
 def test_frozen_redis_makes_every_route_that_needs_it_503_in_time_while_liveness_stays_fast(server, r,
                                                                                            redis_server):
-    task_id = enqueue(server.url).json()["info"]["id"]
+    task_id = add(server.url, TASK).json()["info"]["id"]
     calls = [
-        lambda: enqueue(server.url),
+        lambda: add(server.url, TASK),
         lambda: requests.get(server.url + "/queue/" + task_id, headers=ADMIN, timeout=10),
         lambda: requests.post(server.url + "/worker/register", json={"queue": "inference"}, headers=WORKER,
                               timeout=10),
@@ -190,7 +190,7 @@ def test_frozen_redis_makes_every_route_that_needs_it_503_in_time_while_liveness
     for status, text, took in liveness:
         assert status == 200 and took <= LIVENESS_WITHIN, (status, text, took)
     # thawed, the same server serves at once
-    assert enqueue(server.url).status_code == 200
+    assert add(server.url, TASK).status_code == 200
     assert requests.get(server.url + "/healthz", timeout=5).json() == {"status": "ok", "redis": True}
 
 
@@ -252,7 +252,7 @@ def test_start_with_redis_down_answers_503_then_loads_configs_when_redis_comes_u
         fresh = redis_restored.client()
         # nobody puts the configs: the server loads them itself once Redis answers
         answer = wait_for(lambda: (lambda a: a if a.status_code == 200 else None)(
-            enqueue(process.url, queue="simple", data={"late": True})), timeout=15, what="configs loaded")
+            add(process.url, {"queue": "simple", "data": {"late": True}})), timeout=15, what="configs loaded")
         task_id = answer.json()["info"]["id"]
         assert fresh.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
         assert set(fresh.hkeys(keys.CONFIGS)) == {b"inference", b"simple"}
@@ -270,8 +270,7 @@ LIMIT = 2048
 @pytest.fixture(scope="module")
 def small_server(redis_server):
     """One gunicorn with a small RUNQY_MAX_BODY_SIZE for the tests below (configs loaded per test)."""
-    process = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port,
-                        "RUNQY_CONFIG_DIR": str(ROOT / "config"), "RUNQY_MAX_BODY_SIZE": str(LIMIT)})
+    process = Gunicorn(served_env(redis_server, RUNQY_MAX_BODY_SIZE=str(LIMIT)))
     yield process
     process.stop()
 

@@ -11,13 +11,12 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from runqy import defaults, keys
-from tests.conftest import ADMIN, ROOT, WORKER, free_port, wait_for
+from tests.conftest import ADMIN, ROOT, WORKER, free_port, serve, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -135,24 +134,6 @@ def test_a_second_server_on_a_taken_port_refuses_to_start_and_the_first_keeps_ev
     statuses = {requests.get(server.url + "/api/cli/queues", headers=ADMIN, timeout=5).status_code
                 for _ in range(24)}
     assert statuses == {200}
-
-
-def serve(command: list[str], env: dict, port: int, cwd: Path = ROOT) -> subprocess.Popen:
-    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError("server exited:\n" + process.stdout.read())
-        return requests.get("http://127.0.0.1:%d/health" % port, timeout=1).ok
-
-    wait_for(up, timeout=20, what="server on port %d" % port)
-    return process
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    process.wait(15)
 
 
 def assert_serves_the_configured_queues(port: int, r) -> None:

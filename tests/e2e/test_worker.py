@@ -12,43 +12,23 @@ import time
 import pytest
 import requests
 
-from runqy import keys, protobuf
+from runqy import defaults, keys, protobuf
 from runqy.config import normalize_queue
 from runqy.queue_names import full_queue_name
-from runqy.store import rfc3339
-from tests.conftest import ADMIN_KEY, CLIENT, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn, wait_for
-from tests.worker_sim import Retryable, SimWorker, retry_delay, utc_day
+from tests.conftest import CLIENT, WORKER_KEY, wait_for
+from tests.helpers import enqueue, rfc3339
+from tests.worker_sim import Retryable, SimWorker, register, retry_delay, utc_day
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def live_server(redis_server):
-    """One gunicorn for a whole test module: starting one costs about two seconds."""
-    process = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY,
-                        "RUNQY_CLIENT_API_KEY": CLIENT_KEY, "RUNQY_CONFIG_DIR": str(ROOT / "config"),
-                        "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port})
-    yield process
-    process.stop()
-
-
 @pytest.fixture
-def server(live_server, store):
-    """The module's gunicorn over an emptied Redis with the example configs loaded again.
-
-    The server keeps no state of its own besides Redis, so this is the state a fresh
-    start leaves (``store`` flushes the database and puts the configs back).
-    """
-    return live_server
-
-
-@pytest.fixture
-def start_worker(server):
-    """Start simulated workers on ``server``; each is stopped, and must have had no loop error."""
+def start_worker(served):
+    """Start simulated workers on ``served``; each is stopped, and must have had no loop error."""
     started = []
 
     def start(queue, handler, run=True):
-        worker = SimWorker(server.url, WORKER_KEY, queue, handler)
+        worker = SimWorker(register(served.url, WORKER_KEY, queue), handler)
         started.append(worker)
         return worker.start() if run else worker
 
@@ -58,21 +38,14 @@ def start_worker(server):
     assert [e for w in started for e in w.errors] == []
 
 
-def enqueue(server, queue, data, **extra) -> str:
-    answer = requests.post(server.url + "/queue/add", json={"queue": queue, "data": data, **extra},
-                           headers=CLIENT, timeout=5)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["info"]["id"]
-
-
-def status(server, task_id) -> dict:
-    answer = requests.get(server.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
+def status(served, task_id) -> dict:
+    answer = requests.get(served.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
     assert answer.status_code == 200, answer.text
     return answer.json()["info"]
 
 
-def wait_state(server, task_id, state, timeout=10.0) -> dict:
-    return wait_for(lambda: (info := status(server, task_id))["state"] == state and info,
+def wait_state(served, task_id, state, timeout=10.0) -> dict:
+    return wait_for(lambda: (info := status(served, task_id))["state"] == state and info,
                     timeout=timeout, what="task %s to be %s" % (task_id, state))
 
 
@@ -101,25 +74,25 @@ def test_registration_gives_the_worker_our_redis_and_a_poll_list_weighted_by_pri
     assert low.poll_keys == ["asynq:{inference.low}:pending"] * 2
 
 
-def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(start_worker, server, store, r):
+def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(start_worker, served, store, r):
     store.configs.put({"nostore": normalize_queue("nostore", {
         "deployment": {"git_url": "https://example.com/w.git", "startup_cmd": "python w.py",
                        "redis_storage": False}})})
     worker = start_worker("nostore", lambda payload: "lost")
     assert worker.redis_storage is False
-    task_id = enqueue(server, "nostore", {"n": 1})
+    (task_id,) = enqueue(served.url, "nostore", data={"n": 1})
 
     # the worker deletes the hash, then counts the task: wait for both
     wait_for(lambda: r.exists(keys.task("nostore.default", task_id)) == 0
              and counter(r, keys.processed("nostore.default")) == 1, what="the task hash to be deleted and counted")
     assert r.zcard(keys.completed("nostore.default")) == 0 and r.llen(keys.active("nostore.default")) == 0
     # the reverse key keeps its enqueue TTL (30 days), so status finds the queue but no task
-    assert r.ttl(keys.task_queue(task_id)) > 86400
-    answer = requests.get(server.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
+    assert r.ttl(keys.task_queue(task_id)) > defaults.RESULT_TTL
+    answer = requests.get(served.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
     assert answer.status_code == 404 and answer.json() == {"errors": ["task not found: " + task_id]}
 
 
-def test_completed_tasks_report_the_handler_result_with_its_json_type(start_worker, server, r):
+def test_completed_tasks_report_the_handler_result_with_its_json_type(start_worker, served, r):
     seen = []
 
     def handler(payload):
@@ -134,9 +107,9 @@ def test_completed_tasks_report_the_handler_result_with_its_json_type(start_work
              ("inference.low", "hello", b'"hello"'),
              ("simple", 1234, b"1234"),
              ("inference.high", None, b"null")]
-    ids = [enqueue(server, queue, {"result": result}) for queue, result, _ in cases]
+    ids = [enqueue(served.url, queue, data={"result": result})[0] for queue, result, _ in cases]
 
-    infos = [wait_state(server, task_id, "completed") for task_id in ids]
+    infos = [wait_state(served, task_id, "completed") for task_id in ids]
     after = int(time.time())
     assert [info["result"] for info in infos] == [result for _, result, _ in cases]
     assert sorted(map(json.dumps, seen)) == sorted(json.dumps({"result": result}) for _, result, _ in cases)
@@ -146,16 +119,17 @@ def test_completed_tasks_report_the_handler_result_with_its_json_type(start_work
         assert info["retried"] == 0
         h = r.hgetall(keys.task(full, task_id))
         assert (h[b"state"], h[b"result"]) == (b"completed", raw)
-        assert info["completed_at"] == rfc3339(h[b"completed_at"])
+        assert info["completed_at"] == rfc3339(int(h[b"completed_at"]))
         assert info["enqueued_at"] is not None  # the worker deleted pending_since at activation
         assert b"pending_since" not in h
         assert before <= int(h[b"completed_at"]) <= after
         assert before <= protobuf.decode(h[b"msg"]).completed_at <= after  # field 13 appended
-        # completed: out of active and lease, into :completed with score now + ttl_completed (86400)
+        # completed: out of active and lease, into :completed with score now + ttl_completed
         assert r.lrange(keys.active(full), 0, -1) == [] and r.zcard(keys.lease(full)) == 0
-        assert before + 86400 <= r.zscore(keys.completed(full), task_id) <= after + 86400
-        assert 0 < r.ttl(keys.task(full, task_id)) <= 86400
-        assert 0 < r.ttl(keys.task_queue(task_id)) <= 86400
+        ttl = defaults.RESULT_TTL
+        assert before + ttl <= r.zscore(keys.completed(full), task_id) <= after + ttl
+        assert 0 < r.ttl(keys.task(full, task_id)) <= ttl
+        assert 0 < r.ttl(keys.task_queue(task_id)) <= ttl
     day = utc_day(after)
     assert counts(r, keys.processed("inference.high"), 2)
     assert counts(r, keys.processed("inference.low"), 1) and counts(r, keys.processed("simple.default"), 1)
@@ -164,7 +138,7 @@ def test_completed_tasks_report_the_handler_result_with_its_json_type(start_work
 
 
 def test_failing_task_with_max_retry_1_goes_to_retry_and_is_archived_after_its_second_attempt(
-        start_worker, server, r):
+        start_worker, served, r):
     attempts = []
 
     def handler(payload):
@@ -173,9 +147,9 @@ def test_failing_task_with_max_retry_1_goes_to_retry_and_is_archived_after_its_s
 
     worker = start_worker("inference", handler)
     before = int(time.time())
-    task_id = enqueue(server, "inference.high", {"n": 1}, max_retry=1)
+    (task_id,) = enqueue(served.url, "inference.high", data={"n": 1}, max_retry=1)
 
-    info = wait_state(server, task_id, "retry")
+    info = wait_state(served, task_id, "retry")
     # in retry: error_msg is not written yet, retried is 1 in the hash and in the rewritten msg
     assert (info["retried"], info["max_retry"], info["last_err"]) == (1, 1, None)
     h = r.hgetall(keys.task("inference.high", task_id))
@@ -185,66 +159,66 @@ def test_failing_task_with_max_retry_1_goes_to_retry_and_is_archived_after_its_s
     assert (msg.id, msg.queue, json.loads(msg.payload)) == (task_id, "inference.high", {"n": 1})
     assert (h[b"retried"], b"error_msg" in h) == (b"1", False)
     next_at = r.zscore(keys.retry("inference.high"), task_id)
-    assert info["next_process_at"] == rfc3339(next_at)
-    assert info["last_failed_at"] == rfc3339(h[b"last_failed_at"])
+    assert info["next_process_at"] == rfc3339(int(next_at))
+    assert info["last_failed_at"] == rfc3339(int(h[b"last_failed_at"]))
     assert before + retry_delay(1) <= next_at <= int(time.time()) + retry_delay(1)
     assert counts(r, keys.failed("inference.high"), 0)
 
     assert worker.forward(now=next_at) == 1  # the delay has "passed"
-    info = wait_state(server, task_id, "archived")
+    info = wait_state(served, task_id, "archived")
     assert attempts == [{"n": 1}, {"n": 1}]
     assert (info["last_err"], info["retried"], info["result"]) == ("permanent failure: boom", 1, None)
     assert info["last_failed_at"] is not None
     assert r.zcard(keys.retry("inference.high")) == 0
-    assert r.zscore(keys.archived("inference.high"), task_id) >= before + 259200  # now + ttl_archived
+    assert r.zscore(keys.archived("inference.high"), task_id) >= before + defaults.FAILED_TTL  # now + ttl_archived
     assert r.hget(keys.task("inference.high", task_id), "error_msg") == b"permanent failure: boom"
     assert counts(r, keys.failed("inference.high"), 1)
     assert counts(r, keys.failed("inference.high", utc_day(int(time.time()))), 1)
     assert counts(r, keys.processed("inference.high"), 0)
 
 
-def test_failure_with_max_retry_0_is_archived_at_once_as_a_permanent_failure(start_worker, server, r):
+def test_failure_with_max_retry_0_is_archived_at_once_as_a_permanent_failure(start_worker, served, r):
     def handler(payload):
         if payload["retry"]:
             raise Retryable("try later")
         raise RuntimeError("bad input")
 
     start_worker("simple", handler)
-    permanent = enqueue(server, "simple", {"retry": False}, max_retry=0)
-    retryable = enqueue(server, "simple", {"retry": True}, max_retry=0)
+    (permanent,) = enqueue(served.url, "simple", data={"retry": False}, max_retry=0)
+    (retryable,) = enqueue(served.url, "simple", data={"retry": True}, max_retry=0)
 
-    assert wait_state(server, permanent, "archived")["last_err"] == "permanent failure: bad input"
-    info = wait_state(server, retryable, "archived")
+    assert wait_state(served, permanent, "archived")["last_err"] == "permanent failure: bad input"
+    info = wait_state(served, retryable, "archived")
     assert (info["last_err"], info["retried"], info["max_retry"]) == ("try later (will retry)", 0, 0)
     assert r.zcard(keys.retry("simple.default")) == 0
     assert r.zcard(keys.archived("simple.default")) == 2
     assert counts(r, keys.failed("simple.default"), 2)
 
 
-def test_every_task_of_a_batch_is_run_and_completes(start_worker, server, r):
+def test_every_task_of_a_batch_is_run_and_completes(start_worker, served, r):
     start_worker("inference", lambda payload: {"doubled": payload["n"] * 2})
-    answer = requests.post(server.url + "/queue/add-batch", headers=CLIENT, timeout=5, json={
+    answer = requests.post(served.url + "/queue/add-batch", headers=CLIENT, timeout=5, json={
         "queue": "inference.low", "jobs": [{"n": 1}, {"data": {"n": 2}}, {"data": {"n": 3}, "timeout": 60}]})
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert (body["enqueued"], body["failed"], len(body["task_ids"])) == (3, 0, 3)
 
-    infos = [wait_state(server, task_id, "completed") for task_id in body["task_ids"]]
+    infos = [wait_state(served, task_id, "completed") for task_id in body["task_ids"]]
     assert [info["result"] for info in infos] == [{"doubled": 2}, {"doubled": 4}, {"doubled": 6}]
     assert r.zcard(keys.completed("inference.low")) == 3
     assert counts(r, keys.processed("inference.low"), 3)
 
 
-def test_high_sub_queue_is_drained_before_low_when_both_are_full(start_worker, server, r):
+def test_high_sub_queue_is_drained_before_low_when_both_are_full(start_worker, served, r):
     order = []
     worker = start_worker("inference", lambda payload: order.append(payload) or "ok", run=False)
-    low = [enqueue(server, "inference.low", {"q": "low", "n": n}) for n in range(3)]
-    high = [enqueue(server, "inference.high", {"q": "high", "n": n}) for n in range(3)]
+    low = [enqueue(served.url, "inference.low", data={"q": "low", "n": n})[0] for n in range(3)]
+    high = [enqueue(served.url, "inference.high", data={"q": "high", "n": n})[0] for n in range(3)]
     assert r.llen(keys.pending("inference.low")) == r.llen(keys.pending("inference.high")) == 3
 
     worker.start()
     for task_id in low + high:
-        wait_state(server, task_id, "completed")
+        wait_state(served, task_id, "completed")
     # Safe for the real worker too: BRPOP takes the first non-empty key, so one sub-queue is
     # drained (FIFO) before the other is touched. Which one goes first is random per start of
     # runqy-worker; the simulated worker polls by priority, so here it is high.

@@ -10,10 +10,10 @@ import falcon.testing
 import pytest
 import requests
 
-from runqy import keys
+from runqy import defaults, keys
 from runqy.app import create_app
-from tests.admin_helpers import errors_of, pinned_client
 from tests.conftest import ADMIN, CLIENT, WORKER, Gunicorn
+from tests.helpers import add, assert_json_405, errors_of
 
 BODY = {"name": "vision", "priority": 5, "max_retry": 2, "timeout": 120, "result_ttl": 3600, "failed_ttl": 7200,
         "sub_queues": [{"name": "fast", "priority": 8}, {"name": "bulk"}],
@@ -26,21 +26,12 @@ STORED = {"name": "vision", "priority": 5, "mode": "long_running", "max_retry": 
           "source": "api"}
 
 
-@pytest.fixture
-def admin(settings, store):
-    return pinned_client(settings)
-
-
 def stored_configs(r) -> dict:
     return {name.decode(): json.loads(raw) for name, raw in r.hgetall(keys.CONFIGS).items()}
 
 
 def queue_defaults(r, queue: str) -> dict:
     return {k.decode(): int(v) for k, v in r.hgetall(keys.queue_config(queue)).items()}
-
-
-def enqueue(client, queue: str):
-    return client.simulate_post("/queue/add", json={"queue": queue, "data": {"x": 1}}, headers=CLIENT)
 
 
 def test_config_list_answers_every_config_with_its_defaults_filled_in(admin, queues):
@@ -75,7 +66,7 @@ def test_created_config_is_stored_and_at_once_registrable_and_enqueueable(admin,
     assert registered.json["queue"]["priority"] == 5
     assert registered.json["deployment"]["git_url"] == "https://example.com/vision.git"
 
-    enqueued = enqueue(admin, "vision.bulk")
+    enqueued = add(admin, {"queue": "vision.bulk", "data": {"x": 1}}, CLIENT)
     assert enqueued.status_code == 200, enqueued.text
     info = enqueued.json["info"]
     assert (info["max_retry"], info["timeout"]) == (2, 120)
@@ -96,8 +87,8 @@ def test_a_config_without_sub_queues_gets_a_default_sub_queue(admin, r):
     stored = stored_configs(r)["plain"]
     assert stored["sub_queues"] == [{"name": "default", "priority": 3}]
     assert (stored["mode"], stored["deployment"]["mode"], stored["max_retry"]) == ("one_shot", "one_shot", 3)
-    assert queue_defaults(r, "plain.default")["timeout"] == 1800
-    assert enqueue(admin, "plain").json["info"]["queue"] == "plain.default"
+    assert queue_defaults(r, "plain.default")["timeout"] == defaults.TIMEOUT
+    assert add(admin, {"queue": "plain", "data": {"x": 1}}, CLIENT).json["info"]["queue"] == "plain.default"
 
 
 @pytest.mark.parametrize("name", ["vision", "inference"])
@@ -116,7 +107,7 @@ def test_creating_an_existing_config_is_409_and_changes_nothing(admin, r, name):
 
 def test_force_replaces_a_config_and_a_dropped_sub_queue_refuses_enqueue_but_keeps_its_tasks(admin, r):
     admin.simulate_post("/api/cli/configs", json=BODY, headers=ADMIN)
-    old_task = enqueue(admin, "vision.bulk").json["info"]["id"]
+    old_task = add(admin, {"queue": "vision.bulk", "data": {"x": 1}}, CLIENT).json["info"]["id"]
     replacement = {**BODY, "max_retry": 4, "sub_queues": [{"name": "fast", "priority": 8}]}
 
     result = admin.simulate_post("/api/cli/configs", json=replacement, query_string="force=true", headers=ADMIN)
@@ -126,10 +117,10 @@ def test_force_replaces_a_config_and_a_dropped_sub_queue_refuses_enqueue_but_kee
     assert stored_configs(r)["vision"] == {**STORED, "max_retry": 4, "sub_queues": [{"name": "fast", "priority": 8}]}
     assert queue_defaults(r, "vision.fast")["max_retry"] == 4
     assert r.exists(keys.queue_config("vision.bulk")) == 0
-    refused = enqueue(admin, "vision.bulk")
+    refused = add(admin, {"queue": "vision.bulk", "data": {"x": 1}}, CLIENT)
     assert refused.status_code == 404
     assert errors_of(refused) == ["queue not found: vision.bulk"]
-    assert enqueue(admin, "vision.fast").json["info"]["max_retry"] == 4
+    assert add(admin, {"queue": "vision.fast", "data": {"x": 1}}, CLIENT).json["info"]["max_retry"] == 4
     # the dropped sub-queue's task is still there, readable and counted
     assert r.lrange(keys.pending("vision.bulk"), 0, -1) == [old_task.encode()]
     assert r.hget(keys.task("vision.bulk", old_task), "state") == b"pending"
@@ -205,7 +196,7 @@ def test_an_unreadable_force_flag_is_400(admin, r):
 
 def test_deleting_a_config_refuses_enqueue_and_register_but_keeps_the_tasks(admin, r):
     admin.simulate_post("/api/cli/configs", json=BODY, headers=ADMIN)
-    task_id = enqueue(admin, "vision.fast").json["info"]["id"]
+    task_id = add(admin, {"queue": "vision.fast", "data": {"x": 1}}, CLIENT).json["info"]["id"]
 
     result = admin.simulate_delete("/api/cli/configs/vision", headers=ADMIN)
 
@@ -216,7 +207,7 @@ def test_deleting_a_config_refuses_enqueue_and_register_but_keeps_the_tasks(admi
     assert r.lrange(keys.pending("vision.fast"), 0, -1) == [task_id.encode()]
     assert r.hget(keys.task("vision.fast", task_id), "state") == b"pending"
     assert r.hget(keys.task_queue(task_id), "queue") == b"vision.fast"
-    assert enqueue(admin, "vision.fast").status_code == 404
+    assert add(admin, {"queue": "vision.fast", "data": {"x": 1}}, CLIENT).status_code == 404
     assert admin.simulate_post("/worker/register", json={"queue": "vision"}, headers=WORKER).status_code == 404
     assert admin.simulate_get("/queue/" + task_id, headers=CLIENT).json["info"]["state"] == "pending"
     assert [c["name"] for c in admin.simulate_get("/api/cli/configs", headers=ADMIN).json["configs"]] == [
@@ -235,7 +226,7 @@ def test_a_deleted_config_can_be_created_again(admin, r):
     result = admin.simulate_post("/api/cli/configs", json=BODY, headers=ADMIN)
 
     assert result.status_code == 201
-    assert enqueue(admin, "vision.bulk").status_code == 200
+    assert add(admin, {"queue": "vision.bulk", "data": {"x": 1}}, CLIENT).status_code == 200
 
 
 def test_deleting_a_config_by_a_malformed_name_is_400(admin, r):
@@ -312,7 +303,7 @@ def test_reload_loads_a_good_file_and_a_bad_file_in_the_same_directory_changes_n
     assert queue_defaults(r, "simple.default")["max_retry"] == 1
     assert configs["alpha"]["sub_queues"] == [{"name": "one", "priority": 4}, {"name": "two", "priority": 9}]
     assert queue_defaults(r, "alpha.two")["max_retry"] == 6
-    assert enqueue(client, "alpha.one").json["info"]["max_retry"] == 6
+    assert add(client, {"queue": "alpha.one", "data": {"x": 1}}, CLIENT).json["info"]["max_retry"] == 6
     assert client.simulate_post("/worker/register", json={"queue": "alpha"}, headers=WORKER).status_code == 200
     assert configs["inference"] == queues["inference"]  # a reload upserts: other configs stay
 
@@ -330,7 +321,7 @@ def test_reload_applies_a_changed_file_and_drops_its_removed_sub_queues(reload_d
     assert stored_configs(r)["alpha"]["sub_queues"] == [{"name": "one", "priority": 4}]
     assert queue_defaults(r, "alpha.one")["max_retry"] == 2
     assert r.exists(keys.queue_config("alpha.two")) == 0
-    assert enqueue(client, "alpha.two").status_code == 404
+    assert add(client, {"queue": "alpha.two", "data": {"x": 1}}, CLIENT).status_code == 404
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -442,7 +433,5 @@ def test_config_routes_are_admin_only_and_a_refused_call_changes_nothing(admin, 
 def test_wrong_methods_on_config_routes_are_json_405(admin):
     for method, path in (("PUT", "/api/cli/configs"), ("GET", "/api/cli/configs/reload"),
                          ("GET", "/api/cli/configs/inference")):
-        result = admin.simulate_request(method, path, headers=ADMIN)
-        assert result.status_code == 405, (method, path)
-        errors_of(result)
+        assert_json_405(admin, method, path)
 

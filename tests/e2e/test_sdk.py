@@ -17,7 +17,6 @@ import pytest
 from runqy import keys, protobuf
 from runqy.queue_names import full_queue_name
 from tests.conftest import ADMIN_KEY, CLIENT_KEY, WORKER_KEY
-from tests.test_e2e_worker import live_server, server  # noqa: F401 - one gunicorn per module
 
 pytestmark = pytest.mark.e2e
 
@@ -88,8 +87,8 @@ class SdkClient:
 
 
 @pytest.fixture
-def sdk(server) -> SdkClient:
-    return SdkClient(server.url, CLIENT_KEY)
+def sdk(served) -> SdkClient:
+    return SdkClient(served.url, CLIENT_KEY)
 
 
 def error_body(exc: RunqyError) -> dict:
@@ -169,8 +168,8 @@ def test_sdk_enqueue_batch_reads_enqueued_failed_and_task_ids_in_job_order(sdk, 
 # --- the SDK's status handling -------------------------------------------------------------
 
 
-def test_sdk_with_a_bad_key_gets_401_as_authentication_error_and_nothing_is_written(server, r):
-    bad = SdkClient(server.url, "not-a-key")
+def test_sdk_with_a_bad_key_gets_401_as_authentication_error_and_nothing_is_written(served, r):
+    bad = SdkClient(served.url, "not-a-key")
     with pytest.raises(AuthenticationError) as enqueue_error:
         bad.enqueue("inference.high", {"x": 1})
     with pytest.raises(AuthenticationError):
@@ -207,9 +206,9 @@ def test_sdk_enqueue_with_an_invalid_timeout_is_400_with_a_json_body_naming_the_
     assert task_keys(r) == []
 
 
-def test_sdk_with_the_worker_key_is_403_with_a_json_body(server, r):
+def test_sdk_with_the_worker_key_is_403_with_a_json_body(served, r):
     with pytest.raises(RunqyError) as error:
-        SdkClient(server.url, WORKER_KEY).enqueue("inference.high", {"x": 1})
+        SdkClient(served.url, WORKER_KEY).enqueue("inference.high", {"x": 1})
 
     assert str(error.value).startswith("HTTP 403: ")
     assert len(error_body(error.value)["errors"]) == 1
@@ -227,9 +226,9 @@ def test_a_wrong_method_is_405_with_a_json_body(sdk):
 # --- the seed's examples, verbatim, with curl ------------------------------------------------
 
 
-def curl(server, method: str, path: str, key: str, body: str | None = None) -> tuple[int, str, dict]:
+def curl(served, method: str, path: str, key: str, body: str | None = None) -> tuple[int, str, dict]:
     """``curl -X METHOD URL -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' [-d BODY]``."""
-    args = ["curl", "-sS", "-X", method, server.url + path, "-H", "Authorization: Bearer " + key,
+    args = ["curl", "-sS", "-X", method, served.url + path, "-H", "Authorization: Bearer " + key,
             "-H", "Content-Type: application/json", "-w", "\n%{http_code} %{content_type}"]
     if body is not None:
         args += ["-d", body]
@@ -250,8 +249,8 @@ SEED_ENQUEUE = """{
 }"""
 
 
-def test_seed_enqueue_example_with_curl_answers_info_id_queue_state(server, r):
-    code, _, body = curl(server, "POST", "/queue/add", ADMIN_KEY, SEED_ENQUEUE % "inference.high")
+def test_seed_enqueue_example_with_curl_answers_info_id_queue_state(served, r):
+    code, _, body = curl(served, "POST", "/queue/add", ADMIN_KEY, SEED_ENQUEUE % "inference.high")
 
     assert code == 200
     info = body["info"]
@@ -260,37 +259,37 @@ def test_seed_enqueue_example_with_curl_answers_info_id_queue_state(server, r):
     assert json.loads(msg.payload) == {"prompt": "Hello world", "width": 1024}
 
 
-def test_seed_enqueue_example_with_its_own_queue_name_is_404_here(server, r):
+def test_seed_enqueue_example_with_its_own_queue_name_is_404_here(served, r):
     # the seed writes "inference_high"; our example config calls that sub-queue "inference.high"
-    code, _, body = curl(server, "POST", "/queue/add", ADMIN_KEY, SEED_ENQUEUE % "inference_high")
+    code, _, body = curl(served, "POST", "/queue/add", ADMIN_KEY, SEED_ENQUEUE % "inference_high")
 
     assert (code, body) == (404, {"errors": ["queue not found: inference_high.default"]})
     assert task_keys(r) == []
 
 
-def test_seed_status_form_with_queue_name_reads_the_task_and_its_result(server, r):
-    _, _, body = curl(server, "POST", "/queue/add", CLIENT_KEY, SEED_ENQUEUE % "simple")
+def test_seed_status_form_with_queue_name_reads_the_task_and_its_result(served, r):
+    _, _, body = curl(served, "POST", "/queue/add", CLIENT_KEY, SEED_ENQUEUE % "simple")
     task_id = body["info"]["id"]
     r.hset(keys.task("simple.default", task_id), mapping={"state": "completed", "result": '"done"'})
 
     for queue_name in ("simple.default", "simple"):  # a parent name means its .default
-        code, _, got = curl(server, "GET", "/queue/%s/%s" % (task_id, queue_name), CLIENT_KEY)
+        code, _, got = curl(served, "GET", "/queue/%s/%s" % (task_id, queue_name), CLIENT_KEY)
         assert code == 200
         assert (got["info"]["id"], got["info"]["state"], got["info"]["result"]) == (task_id, "completed", "done")
 
 
-def test_seed_status_form_with_another_queue_is_404_and_a_malformed_name_400(server):
-    _, _, body = curl(server, "POST", "/queue/add", CLIENT_KEY, SEED_ENQUEUE % "simple")
+def test_seed_status_form_with_another_queue_is_404_and_a_malformed_name_400(served):
+    _, _, body = curl(served, "POST", "/queue/add", CLIENT_KEY, SEED_ENQUEUE % "simple")
     task_id = body["info"]["id"]
 
-    assert curl(server, "GET", "/queue/%s/inference.high" % task_id, CLIENT_KEY)[0] == 404
-    assert curl(server, "GET", "/queue/%s/unknown" % task_id, CLIENT_KEY)[0] == 404
-    code, _, error = curl(server, "GET", "/queue/%s/bad..name" % task_id, CLIENT_KEY)
+    assert curl(served, "GET", "/queue/%s/inference.high" % task_id, CLIENT_KEY)[0] == 404
+    assert curl(served, "GET", "/queue/%s/unknown" % task_id, CLIENT_KEY)[0] == 404
+    code, _, error = curl(served, "GET", "/queue/%s/bad..name" % task_id, CLIENT_KEY)
     assert code == 400 and len(error["errors"]) == 1
 
 
-def test_seed_register_example_with_curl_answers_redis_queue_and_deployment(server, redis_server):
-    code, _, body = curl(server, "POST", "/worker/register", WORKER_KEY,
+def test_seed_register_example_with_curl_answers_redis_queue_and_deployment(served, redis_server):
+    code, _, body = curl(served, "POST", "/worker/register", WORKER_KEY,
                          '{\n  "worker_id": "worker-abc123",\n  "queue": "inference"\n}')
 
     assert code == 200

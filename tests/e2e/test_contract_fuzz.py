@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from runqy import keys
-from tests.conftest import ADMIN, ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn, raw_post, snapshot, strict_json
+from tests.conftest import ADMIN, ROOT, Gunicorn, raw_post, served_env, snapshot, strict_json
 
 pytestmark = pytest.mark.e2e
 
@@ -131,10 +131,7 @@ def live(redis_server):
         redis_server.start()
     client = redis_server.client()
     client.flushdb()
-    process = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY,
-                        "RUNQY_CLIENT_API_KEY": CLIENT_KEY, "RUNQY_VAULT_MASTER_KEY": VAULT_MASTER_KEY,
-                        "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port,
-                        "RUNQY_CONFIG_DIR": str(ROOT / "config")})
+    process = Gunicorn(served_env(redis_server, RUNQY_VAULT_MASTER_KEY=VAULT_MASTER_KEY))
     try:
         seed(process.url, client)
         yield process

@@ -14,7 +14,7 @@ from runqy import defaults, keys
 from runqy.housekeeper import Housekeeper
 from runqy.store import NewTask, Store, connect
 from tests.conftest import ADMIN, WORKER_KEY, Gunicorn, wait_for
-from tests.worker_sim import SimWorker
+from tests.worker_sim import SimWorker, register
 
 NOW = 1_700_000_000
 Q = "simple.default"
@@ -140,7 +140,8 @@ def test_a_delayed_task_becomes_pending_within_a_second_of_its_time_and_a_worker
              what="the task to become pending")
     assert time.time() - due < 1 + defaults.HOUSEKEEPING_EVERY + 0.5
 
-    worker = SimWorker(server.url, WORKER_KEY, "simple", lambda payload: {"doubled": payload["n"] * 2}).start()
+    worker = SimWorker(register(server.url, WORKER_KEY, "simple"), lambda payload: {"doubled": payload["n"] * 2})
+    worker.start()
     try:
         def state() -> str:
             return requests.get(server.url + "/queue/" + info["id"], headers=ADMIN, timeout=5).json()["info"]["state"]

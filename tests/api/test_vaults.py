@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from runqy import config as runqy_config
 from runqy.app import create_app
-from tests.conftest import ADMIN, CLIENT, WORKER, Gunicorn
+from tests.conftest import ADMIN, CLIENT, WORKER, Gunicorn, snapshot
+from tests.helpers import errors_of, register
 
 VAULTS = b"runqy:vaults"
 REFUSED_KEYS = ["PATH", "HOME", "VIRTUAL_ENV", "PYTHONPATH", "LD_PRELOAD",
@@ -84,17 +85,6 @@ def redis_dump(r) -> bytes:
     return b"\n".join(parts)
 
 
-def snapshot(r) -> dict:
-    return {key: r.dump(key) for key in sorted(r.keys("*"))}
-
-
-def errors_of(res) -> list[str]:
-    body = res.json
-    assert set(body) == {"errors"}, body
-    assert body["errors"] and all(isinstance(m, str) and m for m in body["errors"]), body
-    return body["errors"]
-
-
 def create_vault(api, name: str, description: str = "") -> None:
     res = api.simulate_post("/api/vaults", json={"name": name, "description": description}, headers=ADMIN)
     assert res.status_code == 201, res.text
@@ -118,11 +108,6 @@ def vault_with(api, name: str, entries: dict[str, str]) -> None:
 
 def add_queue(store, name: str, **deployment) -> None:
     store.configs.put({name: runqy_config.normalize_queue(name, {"deployment": {**DEPLOYMENT, **deployment}})})
-
-
-def register(api, queue: str, headers=WORKER):
-    return api.simulate_post("/worker/register", json={"queue": queue, "hostname": "h", "os": "linux",
-                                                       "version": "dev"}, headers=headers)
 
 
 @pytest.fixture
@@ -468,7 +453,7 @@ def test_every_vault_route_is_503_with_a_key_generation_hint_when_vaults_are_off
 def test_with_vaults_off_the_rest_of_the_api_still_works(settings, store):
     off = client_for(settings, store, "")
     assert off.simulate_get("/health").status_code == 200
-    res = register(off, "inference")
+    res = register(off, {"queue": "inference"})
     assert res.status_code == 200, res.text
     assert res.json["vaults"] == {} and "git_token" not in res.json
     assert off.simulate_post("/queue/add", json={"queue": "simple", "data": {}}, headers=ADMIN).status_code == 200
@@ -534,7 +519,7 @@ def test_a_ciphertext_copied_to_another_entry_is_503_never_garbage(api, r, store
         assert target_key in message and target_vault in message
         assert token not in res.text and "sk****" not in res.text
     add_queue(store, "copied", vaults=[target_vault])
-    res = register(api, "copied")
+    res = register(api, {"queue": "copied"})
     assert res.status_code == 503, res.text
     assert token not in res.text
     errors_of(res)
@@ -579,12 +564,12 @@ def test_register_merges_the_named_vaults_with_later_vaults_overriding_earlier_k
     vault_with(api, "unused", {"UNUSED": "unused-value"})
     add_queue(store, "forward", vaults=["base", "prod"])
     add_queue(store, "backward", vaults=["prod", "base"])
-    forward = register(api, "forward")
+    forward = register(api, {"queue": "forward"})
     assert forward.status_code == 200, forward.text
     assert forward.json["vaults"] == {"SHARED": "from-prod", "ONLY_BASE": "base-value", "ONLY_PROD": "prod-value"}
     assert forward.json["deployment"]["vaults"] == ["base", "prod"]
     assert "git_token" not in forward.json and "git_token" not in forward.json["deployment"]
-    backward = register(api, "backward")
+    backward = register(api, {"queue": "backward"})
     assert backward.status_code == 200, backward.text
     assert backward.json["vaults"]["SHARED"] == "from-base"
     assert backward.json["deployment"]["vaults"] == ["prod", "base"]
@@ -595,17 +580,17 @@ def test_register_gives_non_secret_entries_and_the_admin_key_the_same_answer(api
     put_entry(api, "prod", "REGION", "eu-west-1", is_secret=False, status=201)
     put_entry(api, "prod", "API_TOKEN", "sk-live-abcdefyz", status=201)
     add_queue(store, "mixed", vaults=["prod"])
-    by_worker, by_admin = register(api, "mixed"), register(api, "mixed", headers=ADMIN)
+    by_worker, by_admin = register(api, {"queue": "mixed"}), register(api, {"queue": "mixed"}, headers=ADMIN)
     assert by_worker.status_code == by_admin.status_code == 200
     expected = {"REGION": "eu-west-1", "API_TOKEN": "sk-live-abcdefyz"}
     assert by_worker.json["vaults"] == by_admin.json["vaults"] == expected
-    assert register(api, "mixed", headers=CLIENT).status_code == 403
+    assert register(api, {"queue": "mixed"}, headers=CLIENT).status_code == 403
 
 
 def test_register_of_a_sub_queue_gets_the_parents_vaults(api, store):
     vault_with(api, "prod", {"API_TOKEN": "sk-live-abcdefyz"})
     add_queue(store, "subbed", vaults=["prod"])
-    res = register(api, "subbed.default")
+    res = register(api, {"queue": "subbed.default"})
     assert res.status_code == 200, res.text
     assert res.json["vaults"] == {"API_TOKEN": "sk-live-abcdefyz"}
 
@@ -614,7 +599,7 @@ def test_register_resolves_a_vault_git_token_into_the_top_level_git_token(api, s
     token = secret("ghp")
     vault_with(api, "git", {"GITHUB_TOKEN": token})
     add_queue(store, "cloned", git_token="vault://git/GITHUB_TOKEN")
-    res = register(api, "cloned")
+    res = register(api, {"queue": "cloned"})
     assert res.status_code == 200, res.text
     assert res.json["git_token"] == token
     assert "git_token" not in res.json["deployment"]
@@ -626,7 +611,7 @@ def test_register_resolves_the_git_token_from_one_of_the_injected_vaults(api, st
     token = secret("ghp")
     vault_with(api, "prod", {"GITHUB_TOKEN": token, "API_TOKEN": "sk-live-abcdefyz"})
     add_queue(store, "both", vaults=["prod"], git_token="vault://prod/GITHUB_TOKEN")
-    res = register(api, "both")
+    res = register(api, {"queue": "both"})
     assert res.status_code == 200, res.text
     assert res.json["git_token"] == token
     assert res.json["vaults"] == {"GITHUB_TOKEN": token, "API_TOKEN": "sk-live-abcdefyz"}
@@ -637,7 +622,7 @@ def test_register_passes_a_plain_git_token_through_and_keeps_it_out_of_deploymen
                                                                                   master_key_of_app):
     app = client_for(settings, store, master_key if master_key_of_app else "")
     add_queue(store, "plain", git_token="ghp_plainTokenValue123")
-    res = register(app, "plain")
+    res = register(app, {"queue": "plain"})
     assert res.status_code == 200, res.text
     assert res.json["git_token"] == "ghp_plainTokenValue123"
     assert "git_token" not in res.json["deployment"]
@@ -657,7 +642,7 @@ def test_register_for_a_queue_naming_a_missing_vault_is_an_error_without_a_parti
     held = [secret("api")]
     vault_with(api, "prod", {"API_TOKEN": held[0]})
     add_queue(store, "broken", vaults=["prod", "ghost"])
-    assert_clear_register_error(register(api, "broken"), held, "ghost", "broken")
+    assert_clear_register_error(register(api, {"queue": "broken"}), held, "ghost", "broken")
 
 
 def test_register_with_a_git_token_naming_a_missing_key_is_an_error(api, store):
@@ -665,14 +650,14 @@ def test_register_with_a_git_token_naming_a_missing_key_is_an_error(api, store):
     vault_with(api, "git", {"OTHER": held[1]})
     vault_with(api, "prod", {"API_TOKEN": held[0]})
     add_queue(store, "badtoken", vaults=["prod"], git_token="vault://git/GITHUB_TOKEN")
-    assert_clear_register_error(register(api, "badtoken"), held, "GITHUB_TOKEN")
+    assert_clear_register_error(register(api, {"queue": "badtoken"}), held, "GITHUB_TOKEN")
 
 
 def test_register_with_a_git_token_naming_a_missing_vault_is_an_error(api, store):
     held = [secret("api")]
     vault_with(api, "prod", {"API_TOKEN": held[0]})
     add_queue(store, "badvault", vaults=["prod"], git_token="vault://ghost/GITHUB_TOKEN")
-    assert_clear_register_error(register(api, "badvault"), held, "ghost")
+    assert_clear_register_error(register(api, {"queue": "badvault"}), held, "ghost")
 
 
 @pytest.mark.parametrize("deployment", [{"vaults": ["prod"]}, {"git_token": "vault://prod/API_TOKEN"}])
@@ -680,7 +665,7 @@ def test_register_needing_vaults_while_vaults_are_off_is_an_error_with_the_hint(
     held = [secret("api")]
     vault_with(api, "prod", {"API_TOKEN": held[0]})
     add_queue(store, "needsvault", **deployment)
-    res = register(client_for(settings, store, ""), "needsvault")
+    res = register(client_for(settings, store, ""), {"queue": "needsvault"})
     message = assert_clear_register_error(res, held, "prod", "RUNQY_VAULT_MASTER_KEY")
     assert "os.urandom(32)" in message
 
@@ -688,9 +673,9 @@ def test_register_needing_vaults_while_vaults_are_off_is_an_error_with_the_hint(
 def test_register_after_a_vault_is_deleted_is_an_error(api, store):
     vault_with(api, "prod", {"API_TOKEN": "sk-live-abcdefyz"})
     add_queue(store, "orphan", vaults=["prod"])
-    assert register(api, "orphan").status_code == 200
+    assert register(api, {"queue": "orphan"}).status_code == 200
     api.simulate_delete("/api/vaults/prod", headers=ADMIN)
-    assert_clear_register_error(register(api, "orphan"), ["sk-live-abcdefyz"], "prod")
+    assert_clear_register_error(register(api, {"queue": "orphan"}), ["sk-live-abcdefyz"], "prod")
 
 
 # --- a wrong master key ---------------------------------------------------------------------
@@ -704,14 +689,14 @@ def test_a_different_master_key_is_503_naming_the_master_key_on_entries_and_regi
     other = client_for(settings, store, new_master_key())
     for res in (other.simulate_get("/api/vaults/prod/entries", headers=ADMIN),
                 other.simulate_get("/api/vaults/prod", headers=ADMIN),
-                register(other, "wrongkey")):
+                register(other, {"queue": "wrongkey"})):
         assert res.status_code == 503, res.text
         (message,) = errors_of(res)
         assert "RUNQY_VAULT_MASTER_KEY is not the key" in message and "written with" in message
         for value in held:
             assert value not in res.text and value[2:] not in res.text
     assert snapshot(r) == before
-    assert register(api, "wrongkey").json["vaults"] == {"API_TOKEN": held[0], "DB_PASSWORD": held[1]}
+    assert register(api, {"queue": "wrongkey"}).json["vaults"] == {"API_TOKEN": held[0], "DB_PASSWORD": held[1]}
 
 
 def test_a_different_master_key_still_lists_vault_names(api, settings, store):
@@ -770,10 +755,10 @@ def test_a_malformed_json_body_carrying_a_secret_is_400_without_echo(api, r):
     assert value.encode() not in redis_dump(r)
 
 
-def test_an_oversized_body_carrying_a_secret_is_413_without_echo(api, r):
+def test_an_oversized_body_carrying_a_secret_is_413_without_echo(api, r, settings):
     create_vault(api, "prod")
     value = secret("leak")
-    res = put_entry(api, "prod", "API_TOKEN", value + "x" * (70 * 1024))
+    res = put_entry(api, "prod", "API_TOKEN", value + "x" * settings.max_body_size)
     assert res.status_code == 413, res.text
     assert value not in res.text
     assert not r.hexists(vault_hash("prod"), "e:API_TOKEN")
