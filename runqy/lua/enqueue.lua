@@ -31,7 +31,8 @@
 --
 -- Returns {1, held, max_retry, default_timeout} where held is 1 when the queue is paused, or
 --   {2, answer}   a repeat of the idempotent request: the JSON {held, max_retry,
---                 default_timeout, ids} that the first call returned, and nothing written
+--                 default_timeout, ids, process_at (0 = now)} of the first call, and nothing
+--                 written
 --   {-1}          the queue has no config
 --   {-2, i}       task i already exists: its hash is in this queue, or its reverse key names
 --                 another queue (a reverse key naming this queue without a hash is the claim of
@@ -171,7 +172,8 @@ if idempotent then
   for i = 1, n do
     all[i] = ARGV[7 + 3 * i]
   end
-  redis.call('HSET', record, 'fingerprint', ARGV[8], 'answer', cjson.encode({held, max_retry, default_timeout, all}))
+  redis.call('HSET', record, 'fingerprint', ARGV[8], 'answer', cjson.encode({held, max_retry, default_timeout, all,
+    tonumber(process_at) or 0}))
   redis.call('EXPIRE', record, ARGV[9])
 end
 return {1, held, max_retry, default_timeout}

@@ -67,7 +67,8 @@ class Tasks:
             raise errors.MaybeWritten(exc) from None
         replayed = reply[0] == 2
         if replayed:  # the first call's answer: its ids, and what the queue's config said then
-            held, resolved_retry, default_timeout, ids = json.loads(reply[1])
+            held, resolved_retry, default_timeout, ids, process_at = json.loads(reply[1])
+            process_at = process_at or None  # a delay counts from the first call, not from now
         else:
             held, resolved_retry, default_timeout = reply[1:4]
         self._remember(dict.fromkeys(ids, queue))

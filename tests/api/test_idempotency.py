@@ -40,6 +40,16 @@ def test_the_first_call_records_its_answer_and_a_repeat_writes_nothing(store, r)
     assert task_keys(r) == written and r.llen(keys.pending(Q)) == 2
 
 
+def test_a_repeat_of_a_delayed_enqueue_answers_the_first_calls_time(store, r):
+    (first,) = store.tasks.enqueue(Q, [NewTask(b"1")], process_at=2_000_000_030,
+                                   idempotency=Idempotency(RECORD, "fp"))
+    # the same body with "delay" some seconds later: the server computes a later time
+    (again,) = store.tasks.enqueue(Q, [NewTask(b"1")], process_at=2_000_000_045,
+                                   idempotency=Idempotency(RECORD, "fp"))
+    assert (again.id, again.state, again.process_at, again.replayed) == (first.id, "scheduled", 2_000_000_030, True)
+    assert r.zrange(keys.scheduled(Q), 0, -1, withscores=True) == [(first.id.encode(), 2_000_000_030)]
+
+
 def test_the_same_key_with_another_request_is_refused_and_writes_nothing(store, r):
     store.tasks.enqueue(Q, [NewTask(b"1")], idempotency=Idempotency(RECORD, "fp"))
     with pytest.raises(IdempotencyKeyReused) as caught:
