@@ -12,7 +12,8 @@ from runqy.config import Settings
 from runqy.errors import NotFound, RunqyError
 from runqy.housekeeper import Housekeeper
 from runqy.metrics import Metrics
-from runqy.resources import configs, docs, health, queues, tasks, vaults, workers
+from runqy.resources import configs, dashboard, docs, health, queues, stats, tasks, vaults, workers
+from runqy.sessions import Sessions
 from runqy.store import Store, connect
 from runqy.validation import SCHEMA_DIR
 from runqy.vault import Cipher
@@ -83,6 +84,16 @@ def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, param
     _errors(resp, 500, ["internal server error"])
 
 
+def _dashboard_routes(sessions: Sessions | None, keys: AuthMiddleware) -> list[tuple[str, object]]:
+    """The dashboard's page, assets and sign-in; while it is turned off, a 404 that says so."""
+    paths = ("/monitoring", "/monitoring/session", "/monitoring/assets/{name}", "/monitoring/{page:path}")
+    if sessions is None:
+        off = dashboard.Off()
+        return [(path, off) for path in paths]
+    page = dashboard.Page()
+    return list(zip(paths, (page, dashboard.Session(sessions, keys), dashboard.Asset(), page)))
+
+
 def create_app(settings: Settings, *, store: Store | None = None, housekeeper: Housekeeper | None = None,
                **store_options: Any) -> falcon.App:
     """The runqy application; ``store`` defaults to one on the configured Redis. ``housekeeper``
@@ -94,8 +105,9 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
         logger.info("%s", cipher.problem)
     metrics = Metrics(store, housekeeper)
     waiters = Waiters(store)
-    app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size),
-                                  AuthMiddleware(settings)])
+    sessions = Sessions(store, settings.dashboard_read_only) if settings.dashboard else None
+    keys = AuthMiddleware(settings, sessions)
+    app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size), keys])
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=jsontext.dumps)
 
@@ -121,6 +133,7 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
         ("/api/cli/queues/{queue}/tasks/{task_id}/run", tasks.RunTask(store, ADMIN_ONLY)),
         ("/api/cli/tasks", tasks.Enqueue(store, ADMIN_ONLY)),
         ("/api/cli/tasks/{task_id}", tasks.CancelTask(store, ADMIN_ONLY)),
+        ("/api/cli/stats", stats.Stats(store, ADMIN_ONLY)),
         ("/api/cli/workers", workers.Workers(store, ADMIN_ONLY)),
         ("/api/cli/workers/{worker_id}", workers.WorkerDetail(store, ADMIN_ONLY)),
         ("/api/cli/configs", configs.Configs(store, ADMIN_ONLY)),
@@ -131,6 +144,8 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
         ("/api/vaults/{name}/entries", vaults.VaultEntries(store, cipher, ADMIN_ONLY)),
         ("/api/vaults/{name}/entries/{key}", vaults.VaultEntry(store, cipher, ADMIN_ONLY)),
     ):
+        app.add_route(path, resource)
+    for path, resource in _dashboard_routes(sessions, keys):
         app.add_route(path, resource)
 
     app.add_static_route("/swagger", str(docs.SWAGGER_ASSETS))

@@ -1,4 +1,5 @@
-"""API keys and roles (docs/product.md §2): admin, worker and client keys."""
+"""API keys and roles (docs/product.md §2): admin, worker and client keys, and the dashboard's
+session cookie, which stands for the admin key (runqy.sessions)."""
 
 import hmac
 from typing import Any
@@ -7,6 +8,7 @@ import falcon
 
 from runqy.config import Settings
 from runqy.errors import Forbidden, Unauthorized
+from runqy.sessions import SAFE_METHODS, Sessions, cookie_of
 
 ADMIN, WORKER, CLIENT = "admin", "worker", "client"
 
@@ -24,10 +26,12 @@ class AuthMiddleware:
     """Checks every request against the ``auth_roles`` of the resource it reaches.
 
     A resource without ``auth_roles`` is public. Every configured key is compared,
-    in constant time, whatever matches first.
+    in constant time, whatever matches first. A request with no key may carry a
+    dashboard session instead (when ``sessions`` is given: the dashboard is on).
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, sessions: Sessions | None = None):
+        self._sessions = sessions
         self._keys = [(role, key.encode()) for role, key in
                       ((ADMIN, settings.api_key), (WORKER, settings.worker_api_key),
                        (CLIENT, settings.client_api_key)) if key]
@@ -45,9 +49,16 @@ class AuthMiddleware:
         if allowed is None or req.method == "OPTIONS":
             return
         key = presented_key(req)
-        if not key:
+        session_id = cookie_of(req) if not key and self._sessions else None
+        if session_id:
+            self._sessions.authorize(req, session_id)
+            if self._sessions.read_only and req.method not in SAFE_METHODS:
+                raise Forbidden("the dashboard is read-only (the server runs with RUNQY_DASHBOARD_READ_ONLY=true)")
+            role = ADMIN
+        elif not key:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
-        role = self.role_of(key)
+        else:
+            role = self.role_of(key)
         if role is None:
             raise Unauthorized("invalid API key")
         if role not in allowed:

@@ -37,6 +37,8 @@ class Settings:
     vault_master_key: str = field(default="", repr=False)
     port: int = defaults.PORT
     housekeeping_every: float = defaults.HOUSEKEEPING_EVERY
+    dashboard: bool = True
+    dashboard_read_only: bool = False
 
     @property
     def worker_redis_addr(self) -> str:
@@ -60,6 +62,8 @@ class Settings:
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
             housekeeping_every=_seconds(env, "RUNQY_HOUSEKEEPING_INTERVAL", defaults.HOUSEKEEPING_EVERY),
+            dashboard=_flag(env, "RUNQY_DASHBOARD", True),
+            dashboard_read_only=_flag(env, "RUNQY_DASHBOARD_READ_ONLY", False),
             **redis,
         )
 
@@ -93,6 +97,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError("%s must be an integer, not %r" % (name, raw)) from None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError("%s must be true or false, not %r" % (name, env[name]))
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -41,6 +41,11 @@ MAX_OFFSET = 10**12
 #: The state a task listing shows when none is asked for: the tasks still waiting for a worker.
 TASK_STATE = "pending"
 
+#: Days of the daily processed and failed counters GET /api/cli/stats sums when not asked, and the
+#: most it reads (asynq's workers keep each day's counters for 90 days).
+HISTORY_DAYS = 7
+MAX_HISTORY_DAYS = 90
+
 #: Lines of a worker's log shown by GET /api/cli/workers/{id}.
 WORKER_LOG_LINES = 50
 
@@ -103,6 +108,12 @@ RUN_AGAIN_CHUNK = 500
 MAX_WAIT = 60
 WAIT_TRUE = 30
 WAIT_POLL_EVERY = 0.05
+
+# --- the dashboard (runqy/dashboard/, runqy/sessions.py) ---
+
+#: A dashboard session ends after this many seconds without a request (a working day), and every
+#: request signed in with it starts the count again.
+SESSION_TTL = 8 * 3600
 
 # --- the admin CLI (runqy/cli/) and its client (runqy/client.py) ---
 

@@ -33,6 +33,8 @@ runqy:{Q}:held                         LIST    pending task ids held back while 
 runqy:housekeeper                      STRING  the lease of the one housekeeper of a deployment:
                                                its holder's id, with a TTL (runqy.housekeeper)
 runqy:housekeeping                     HASH    tasks the housekeeper moved: scheduled, retry, swept
+runqy:session:<sha256>                 STRING  a dashboard session, JSON, by the digest of its cookie;
+                                               TTL SESSION_TTL, renewed by every use
 runqy:idempotency:<role>:<sha256>      HASH    an idempotent request's fingerprint and first answer (24 h)
 runqy:vaults                           SET     vault names
 runqy:vault:<name>                     HASH    ':meta' -> vault JSON, 'e:<KEY>' -> entry JSON
@@ -154,6 +156,11 @@ def held(queue: str) -> str:
 def idempotency(role: str, key_digest: str) -> str:
     """The record of a request with an Idempotency-Key: per role, by the key's SHA-256."""
     return "runqy:idempotency:%s:%s" % (role, key_digest)
+
+
+def session(id_digest: str) -> str:
+    """A dashboard session, by the SHA-256 of its id: a copy of Redis holds no usable cookie."""
+    return "runqy:session:" + id_digest
 
 
 def vault(name: str) -> str:

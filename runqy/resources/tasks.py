@@ -130,7 +130,8 @@ class TaskStatus(Resource):
 
 
 class QueueTasks(Resource):
-    """GET /api/cli/queues/{queue}/tasks?state=&limit=&offset=: one page, oldest first."""
+    """GET /api/cli/queues/{queue}/tasks?state=&limit=&offset=: one page, oldest first;
+    DELETE ...?state=: every task of a state but active (of every sub-queue of a parent)."""
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         state = req.get_param("state") or defaults.TASK_STATE
@@ -141,6 +142,16 @@ class QueueTasks(Resource):
         total, tasks = self._store.tasks.page(full, state, limit, offset)
         resp.media = {"queue": full, "state": state, "total": total, "limit": limit, "offset": offset,
                       "tasks": [t.to_dict() for t in tasks]}
+
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
+        state = req.get_param("state", required=True)
+        if state not in TASK_STATES or state == "active":
+            raise ValidationError("state: %r is not one of %s (running tasks cannot be deleted)"
+                                  % (state, ", ".join(s for s in TASK_STATES if s != "active")))
+        deleted = self._store.tasks.delete_all(list(self._store.queues.resolve(queue_param(queue))), state)
+        resp.media = {"queue": queue, "state": state, "deleted": sum(deleted.values()),
+                      "sub_queues": [{"name": q, "deleted": n} for q, n in deleted.items()]}
 
 
 class _OneTask(Resource):

@@ -1,14 +1,14 @@
 """The only code that talks to Redis: one object per noun, no HTTP here.
 
 ``Store`` gathers them: ``store.tasks``, ``store.queues``, ``store.configs``,
-``store.workers``, ``store.vaults``, ``store.housekeeping``, each in the module of its name. Keys come
-from :mod:`runqy.keys`; multi-key writes are the Lua scripts of ``runqy/lua``,
-loaded once and called by SHA (see :mod:`runqy.store.plumbing`), so that every
-hot path is one round trip.
+``store.workers``, ``store.vaults``, ``store.housekeeping``, ``store.sessions``, each
+in the module of its name. Keys come from :mod:`runqy.keys`; multi-key writes are the
+Lua scripts of ``runqy/lua``, loaded once and called by SHA (see
+:mod:`runqy.store.plumbing`), so that every hot path is one round trip.
 """
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import redis
 
@@ -18,6 +18,7 @@ from runqy.store.housekeeping import Housekeeping
 from runqy.store.plumbing import Plumbing
 from runqy.store.queues import Queues
 from runqy.store.records import Enqueued, Idempotency, NewTask, QueueStats, Task, Worker, rfc3339, uuid4
+from runqy.store.sessions import Sessions
 from runqy.store.tasks import Tasks
 from runqy.store.vaults import Vaults
 from runqy.store.workers import Workers
@@ -37,6 +38,15 @@ class Store:
         self.workers = Workers(self.db)
         self.vaults = Vaults(self.db)
         self.housekeeping = Housekeeping(self.db)
+        self.sessions = Sessions(self.db)
 
     def ping(self) -> bool:
         return bool(self.db.client.ping())
+
+    def redis_info(self) -> dict[str, Any]:
+        """What the dashboard shows of Redis: version, mode, memory, clients, uptime."""
+        info = self.db.client.info()
+        return {"version": info.get("redis_version"), "mode": info.get("redis_mode"),
+                "used_memory": info.get("used_memory"), "used_memory_human": info.get("used_memory_human"),
+                "maxmemory": info.get("maxmemory", 0), "connected_clients": info.get("connected_clients"),
+                "uptime_seconds": info.get("uptime_in_seconds")}

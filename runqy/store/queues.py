@@ -76,6 +76,20 @@ class Queues:
         known = sorted(self._known().items())
         return len(known), self.stats(dict(known[offset:offset + limit]))
 
+    def history(self, days: int) -> list[dict[str, int | str]]:
+        """Tasks processed and failed per UTC day over every known queue, the last ``days`` days
+        (today included), oldest first: the daily counters the workers keep."""
+        now = self._db.now()
+        dates = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * back)) for back in range(days - 1, -1, -1)]
+        queues = list(self._known())
+        counters = [key(q, day) for day in dates for key in (keys.processed, keys.failed) for q in queues]
+        values = iter(self._db.client.mget(counters) if counters else [])
+        history = []
+        for day in dates:
+            processed = sum(to_int(next(values)) for _ in queues)
+            history.append({"date": day, "processed": processed, "failed": sum(to_int(next(values)) for _ in queues)})
+        return history
+
     def pause(self, name: str, paused: bool) -> dict[str, int]:
         """Pause or unpause ``name`` (every sub-queue of a parent); ids moved per sub-queue."""
         queues = list(self.resolve(name))

@@ -4,7 +4,7 @@
 import hashlib
 import json
 from collections import OrderedDict
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import redis
 
@@ -206,27 +206,50 @@ class Tasks:
     def run_all(self, queues: Sequence[str], state: str, chunk: int = defaults.RUN_AGAIN_CHUNK) -> dict[str, int]:
         """Run every task of ``state`` (scheduled, retry or archived) of ``queues`` again now, in
         chunks; how many moved per queue."""
-        moved = {}
-        for queue in queues:
-            moved[queue] = 0
-            while True:
-                ids = self._db.script("run_state", [
-                    keys.state_key(queue, state), keys.pending(queue), keys.held(queue), keys.paused(queue)],
-                    [self._db.now(), keys.task_prefix(queue), chunk])
-                if ids:
-                    pipe = self._db.client.pipeline(transaction=False)
-                    for task_id in ids:
-                        pipe.expire(keys.task_queue(task_id.decode()), defaults.TASK_QUEUE_TTL)
-                    pipe.execute()
-                moved[queue] += len(ids)
-                if len(ids) < chunk:
-                    break
-        return moved
+        def run(queue: str) -> int:
+            ids = self._db.script("run_state", [
+                keys.state_key(queue, state), keys.pending(queue), keys.held(queue), keys.paused(queue)],
+                [self._db.now(), keys.task_prefix(queue), chunk])
+            self._reverse_keys(ids, lambda pipe, key: pipe.expire(key, defaults.TASK_QUEUE_TTL))
+            return len(ids)
+
+        return {queue: _repeat(lambda: run(queue), chunk) for queue in queues}
+
+    def delete_all(self, queues: Sequence[str], state: str, chunk: int = defaults.RUN_AGAIN_CHUNK) -> dict[str, int]:
+        """Delete every task of ``state`` (any but active; pending includes held) of ``queues``, in
+        chunks; how many went per queue."""
+        def delete(queue: str, key: str) -> int:
+            ids = self._db.script("delete_state", [key], [keys.task_prefix(queue), chunk])
+            self._reverse_keys(ids, lambda pipe, key: pipe.delete(key))
+            return len(ids)
+
+        def lists(queue: str) -> list[str]:
+            return [keys.held(queue), keys.pending(queue)] if state == "pending" else [keys.state_key(queue, state)]
+
+        return {queue: sum(_repeat(lambda: delete(queue, key), chunk) for key in lists(queue)) for queue in queues}
+
+    def _reverse_keys(self, ids: list[bytes], command: Callable[[redis.client.Pipeline, str], Any]) -> None:
+        """``command`` on the reverse key of each of ``ids``, in one pipeline."""
+        if ids:
+            pipe = self._db.client.pipeline(transaction=False)
+            for task_id in ids:
+                command(pipe, keys.task_queue(task_id.decode()))
+            pipe.execute()
 
     def finished(self, task_keys: Sequence[str]) -> list[str]:
         """Those of the task hash keys whose task has completed, been archived or gone."""
         done = self._db.script("finished", task_keys, [])
         return [task_keys[i - 1] for i in done]
+
+
+def _repeat(call: Callable[[], int], chunk: int) -> int:
+    """``call()`` until it handles fewer than ``chunk`` tasks; how many in all."""
+    total = 0
+    while True:
+        handled = call()
+        total += handled
+        if handled < chunk:
+            return total
 
 
 def _queue_reads(pipe: redis.client.Pipeline, queue: str, ids: list[str]) -> None:

@@ -988,11 +988,45 @@ def test_deleted_task_no_longer_counts_in_the_queue_statistics(admin, r):
     assert listed(admin, "simple").json["total"] == 1
 
 
+def test_delete_of_a_whole_state_of_a_parent_deletes_it_in_every_sub_queue_and_answers_the_counts(admin, r):
+    doomed = [seed_task(r, "inference.high", "archived"), seed_task(r, "inference.high", "archived"),
+              seed_task(r, "inference.low", "archived")]
+    kept = [seed_task(r, "inference.high", "retry"), seed_task(r, "simple.default", "archived")]
+
+    answer = admin.simulate_delete("/api/cli/queues/inference/tasks", params={"state": "archived"}, headers=ADMIN)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json == {"queue": "inference", "state": "archived", "deleted": 3,
+                           "sub_queues": [{"name": "inference.high", "deleted": 2},
+                                          {"name": "inference.low", "deleted": 1}]}
+    assert not any(r.exists(keys.task_queue(t)) for t in doomed)
+    assert all(r.exists(keys.task_queue(t)) for t in kept)
+    assert admin.simulate_get("/api/cli/queues/inference", headers=ADMIN).json["archived"] == 0
+
+
+@pytest.mark.parametrize("params", [{"state": "active"}, {"state": "held"}, {"state": "nope"}, {}])
+def test_delete_of_a_whole_state_needs_a_state_that_is_not_active_and_changes_nothing_otherwise(admin, r, params):
+    seed_task(r, "simple.default", "active")
+    seed_task(r, "simple.default", "pending")
+    before = snapshot(r)
+
+    answer = admin.simulate_delete("/api/cli/queues/simple/tasks", params=params, headers=ADMIN)
+
+    assert answer.status_code == 400
+    assert "state" in errors_of(answer)[0]
+    assert snapshot(r) == before
+
+
+def test_delete_of_a_whole_state_of_an_unknown_queue_is_404(admin):
+    answer = admin.simulate_delete("/api/cli/queues/nope/tasks", params={"state": "pending"}, headers=ADMIN)
+    assert answer.status_code == 404
+
+
 # --- auth --------------------------------------------------------------------------------------
 
 ROUTES = [("POST", "/api/cli/tasks"), ("GET", "/api/cli/queues/simple/tasks"),
           ("GET", "/api/cli/queues/simple/tasks/{id}"), ("DELETE", "/api/cli/tasks/{id}"),
-          ("DELETE", "/api/cli/queues/simple/tasks/{id}")]
+          ("DELETE", "/api/cli/queues/simple/tasks/{id}"), ("DELETE", "/api/cli/queues/simple/tasks?state=pending")]
 
 
 @pytest.mark.parametrize("method, path", ROUTES)

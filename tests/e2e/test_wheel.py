@@ -108,6 +108,8 @@ def test_runqy_serve_from_the_wheel_serves_every_route_and_the_example_config(ve
         contract = server.get("/openapi.yaml")
         swagger = server.get("/swagger/index.html")
         schema = server.get("/schemas/enqueue.json")
+        dashboard = [server.get(path) for path in ("/monitoring", "/monitoring/assets/dashboard.js",
+                                                    "/monitoring/assets/dashboard.css")]
         registered = server.post("/worker/register", {"queue": "inference", "hostname": "h"}, WORKER)
         task_id = enqueue_and_read(server)
         queues = server.get("/api/cli/queues", headers=ADMIN)
@@ -116,6 +118,8 @@ def test_runqy_serve_from_the_wheel_serves_every_route_and_the_example_config(ve
 
     assert (contract.status_code, contract.content) == (200, (ROOT / "openapi.yaml").read_bytes())
     assert swagger.status_code == 200 and "SwaggerUIBundle" in swagger.text
+    for answer, shipped in zip(dashboard, ("index.html", "dashboard.js", "dashboard.css")):
+        assert (answer.status_code, answer.content) == (200, (ROOT / "runqy" / "dashboard" / shipped).read_bytes())
     assert (schema.status_code, schema.json()) == (200, json.loads((ROOT / "schemas" / "enqueue.json").read_text()))
     assert registered.status_code == 200, registered.text
     assert [s["name"] for s in registered.json()["sub_queues"]] == ["inference.high", "inference.low"]

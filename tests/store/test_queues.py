@@ -202,3 +202,22 @@ def test_pause_of_an_unknown_queue_raises_queue_not_found_and_writes_nothing(pin
         pinned.queues.pause("nosuch", paused)
 
     assert snapshot(r) == before
+
+
+# --- daily history ---------------------------------------------------------------------------------
+
+
+def test_history_sums_the_daily_counters_of_every_queue_oldest_first(pinned, r):
+    r.set(keys.processed("simple.default", TODAY), 5)
+    r.set(keys.processed("inference.high", TODAY), 2)
+    r.set(keys.failed("inference.low", TODAY), 1)
+    r.set(keys.processed("simple.default", YESTERDAY), 7)
+    r.set(keys.processed("simple.default", "2025-06-08"), 100)  # eight days ago: out of the window
+    r.set(keys.processed("gone.default"), 9)  # a total, not a day
+
+    history = pinned.queues.history(7)
+
+    assert [day["date"] for day in history] == ["2025-06-%02d" % d for d in range(9, 16)]
+    assert history[-1] == {"date": TODAY, "processed": 7, "failed": 1}
+    assert history[-2] == {"date": YESTERDAY, "processed": 7, "failed": 0}
+    assert all(day["processed"] == day["failed"] == 0 for day in history[:-2])

@@ -659,3 +659,50 @@ def test_delete_keeps_a_reverse_key_that_names_another_queue(pinned, r):
     assert r.exists(keys.task("legacy.jobs", "shared")) == 0
     assert r.hgetall(keys.task_queue("shared")) == {b"queue": b"simple.default"}
     assert r.hget(keys.task("simple.default", "shared"), "state") == b"pending"
+
+
+# --- deleting a whole state ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["scheduled", "retry", "archived", "completed"])
+def test_delete_all_of_a_sorted_set_state_takes_every_task_in_chunks_and_nothing_else(store, r, state):
+    doomed = [seed_task(r, "simple.default", state, score=NOW + i) for i in range(7)]
+    kept = [seed_task(r, "simple.default", other) for other in ("pending", "active", "scheduled", "archived")
+            if other != state]
+    sibling = seed_task(r, "inference.high", state)
+
+    assert store.tasks.delete_all(["simple.default"], state, chunk=3) == {"simple.default": 7}
+
+    assert r.zcard(keys.state_key("simple.default", state)) == 0
+    for task_id in doomed:
+        assert not r.exists(keys.task("simple.default", task_id), keys.task_queue(task_id))
+    for task_id in kept:
+        assert r.exists(keys.task("simple.default", task_id)) and r.exists(keys.task_queue(task_id))
+    assert r.exists(keys.task("inference.high", sibling))
+
+
+def test_delete_all_pending_takes_the_held_tasks_too_and_leaves_the_queue_paused(store, r):
+    held = [store.tasks.enqueue("simple.default", [NewTask(b'{"n":%d}' % i)])[0].id for i in range(2)]
+    store.queues.pause("simple.default", True)
+    held.append(store.tasks.enqueue("simple.default", [NewTask(b'{"n":9}')])[0].id)  # held too: paused
+    pending = [seed_task(r, "simple.default", "pending") for _ in range(4)]  # pushed since, as a worker might
+    assert (r.llen(keys.held("simple.default")), r.llen(keys.pending("simple.default"))) == (3, 4)
+
+    assert store.tasks.delete_all(["simple.default"], "pending", chunk=2) == {"simple.default": 7}
+
+    assert r.llen(keys.held("simple.default")) == 0 and r.llen(keys.pending("simple.default")) == 0
+    assert not any(r.exists(keys.task("simple.default", t), keys.task_queue(t)) for t in held + pending)
+    assert r.exists(keys.paused("simple.default"))
+
+
+def test_delete_all_releases_the_unique_locks_the_tasks_still_hold(store, r):
+    (task,) = store.tasks.enqueue("simple.default", [NewTask(b'{"u":1}')], unique_for=600)
+    lock = r.hget(keys.task("simple.default", task.id), "unique_key").decode()
+    r.set(keys.unique("simple.default", "other"), "another-task")
+    other = seed_task(r, "simple.default", "pending", unique_key=keys.unique("simple.default", "other"))
+
+    assert store.tasks.delete_all(["simple.default"], "pending") == {"simple.default": 2}
+
+    assert not r.exists(lock)
+    assert r.get(keys.unique("simple.default", "other")) == b"another-task"  # held by a task not deleted
+    assert not r.exists(keys.task("simple.default", other))
