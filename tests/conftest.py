@@ -28,6 +28,8 @@ from runqy.config import Settings
 from runqy.store import Store, connect
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The queue configs the tests run on (tests/config; the example configs of config/ are tested apart).
+CONFIG_DIR = ROOT / "tests" / "config"
 ADMIN_KEY, WORKER_KEY, CLIENT_KEY = "admin-test-key", "worker-test-key", "client-test-key"
 ADMIN = {"Authorization": "Bearer " + ADMIN_KEY}
 WORKER = {"Authorization": "Bearer " + WORKER_KEY}
@@ -121,13 +123,13 @@ def r(redis_server) -> redis.Redis:
 def settings(redis_server) -> Settings:
     return Settings(api_key=ADMIN_KEY, worker_api_key=WORKER_KEY, client_api_key=CLIENT_KEY,
                     redis_host="127.0.0.1", redis_port=redis_server.port, redis_password="",
-                    config_dir=str(ROOT / "config"), max_body_size=64 * 1024)
+                    config_dir=str(CONFIG_DIR), max_body_size=64 * 1024)
 
 
 @pytest.fixture
 def queues() -> dict:
     """The example queue configs of config/, normalised."""
-    loaded, failures = runqy_config.load_dir(ROOT / "config")
+    loaded, failures = runqy_config.load_dir(CONFIG_DIR)
     assert not failures
     return loaded
 
@@ -207,7 +209,7 @@ def raw_post(port: int, path: str, head: str, body: bytes) -> tuple[int, str, by
 def served_env(redis_server: RedisServer, **more: str) -> dict:
     """The environment of a runqy server on the private Redis with the example configs, and ``more``."""
     return {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
-            "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config"),
+            "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(CONFIG_DIR),
             **more}
 
 

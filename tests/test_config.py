@@ -9,8 +9,8 @@ from runqy import defaults
 from runqy.config import Settings, load_dir, load_file, normalize_queue
 from runqy.errors import ConfigError
 from runqy.queue_names import full_queue_name
+from tests.conftest import CONFIG_DIR, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = {"RUNQY_API_KEY": "k"}
 DEPLOYMENT = {"git_url": "https://example.com/worker.git", "startup_cmd": "python main.py"}
 
@@ -385,8 +385,8 @@ def test_empty_directory_loads_nothing(tmp_path):
 def test_example_config_loads_cleanly():
     queues, failures = load_dir(ROOT / "config")
     assert failures == {}
-    assert sorted(queues) == ["inference", "simple"]
-    inference, simple = queues["inference"], queues["simple"]
+    assert sorted(queues) == ["hello", "inference", "inference_high", "simple"]
+    inference, simple, hello = queues["inference"], queues["simple"], queues["hello"]
     assert inference["sub_queues"] == [{"name": "high", "priority": 10}, {"name": "low", "priority": 2}]
     assert (inference["priority"], inference["mode"], inference["max_retry"], inference["timeout"]) == (
         5, "long_running", 3, 300)
@@ -394,3 +394,15 @@ def test_example_config_loads_cleanly():
     assert simple["sub_queues"] == [{"name": "default", "priority": 1}]
     assert (simple["mode"], simple["max_retry"], simple["timeout"]) == ("one_shot", 1, defaults.TIMEOUT)
     assert (simple["deployment"]["mode"], simple["deployment"]["branch"]) == ("one_shot", "main")
+    # the quick-start's queue: examples/hello, deployed from the repository the worker starts in
+    assert hello["deployment"]["code_path"] == "examples/hello"
+    assert (ROOT / hello["deployment"]["code_path"] / "main.py").is_file()
+    assert (ROOT / hello["deployment"]["code_path"] / hello["deployment"]["requirements_file"]).is_file()
+    # the seed's examples: its enqueue names "inference_high", its registration "inference"
+    assert queues["inference_high"]["sub_queues"] == [{"name": "default", "priority": 10}]
+
+
+def test_the_test_configs_are_the_example_configs_the_tests_were_written_for():
+    examples, _ = load_dir(ROOT / "config")
+    tests, _ = load_dir(CONFIG_DIR)
+    assert tests == {name: examples[name] for name in ("inference", "simple")}

@@ -10,7 +10,7 @@ from runqy import config as runqy_config
 from runqy import keys
 from runqy.server import ConfigKeeper
 from runqy.store import Store, connect
-from tests.conftest import ADMIN, CLIENT, ROOT, WORKER
+from tests.conftest import ADMIN, CLIENT, CONFIG_DIR, WORKER
 
 DEPLOYMENT = {"git_url": "https://example.com/a.git", "startup_cmd": "python a.py"}
 
@@ -19,7 +19,7 @@ DEPLOYMENT = {"git_url": "https://example.com/a.git", "startup_cmd": "python a.p
 def config_dir(tmp_path):
     directory = tmp_path / "config"
     directory.mkdir()
-    shutil.copy(ROOT / "config" / "queues.yaml", directory)
+    shutil.copy(CONFIG_DIR / "queues.yaml", directory)
     return directory
 
 

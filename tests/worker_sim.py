@@ -22,7 +22,9 @@ random per start, §2.7); and the forwarder runs on every loop and can be handed
 
 import json
 import logging
+import queue as queue_module
 import socket
+import subprocess
 import threading
 import time
 from datetime import datetime, timezone
@@ -158,6 +160,67 @@ def check_registration(config: dict[str, Any]) -> dict[str, Any]:
         if not config.get(path[0], {}).get(path[1]):
             raise RuntimeError("invalid bootstrap response: %s.%s is empty" % path)
     return config
+
+
+class StdioChild:
+    """A task repository's Python process, run as runqy-worker runs it in long-running mode
+    (docs/worker-protocol.md §4): started with ``command`` in ``cwd``, ready once it prints
+    ``{"status": "ready"}``, then one JSON task line on stdin per task and one JSON answer
+    line on stdout. Use it as a :class:`SimWorker` handler: the answer's ``result`` is
+    returned, its ``error`` raised (as :class:`Retryable` when ``retry`` is true).
+    """
+
+    def __init__(self, command: list[str], cwd: str, env: dict[str, str] | None = None, timeout: float = 30):
+        self.process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        self._timeout = timeout
+        self._count = 0
+        self._lines: queue_module.Queue[str | None] = queue_module.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        status = self._read(lambda message: "status" in message)
+        if status["status"] != "ready":
+            raise RuntimeError("the child did not start: %s" % status)
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _read(self, wanted: Callable[[dict], bool]) -> dict:
+        """The next stdout line that is a JSON object ``wanted`` accepts; other lines are skipped."""
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue_module.Empty:
+                raise TimeoutError("the child did not answer in %s s" % self._timeout) from None
+            if line is None:
+                raise RuntimeError("the child exited (code %s)" % self.process.wait(5))
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(message, dict) and wanted(message):
+                return message
+
+    def __call__(self, payload: Any, queue: str = "", max_retry: int = 0) -> Any:
+        self._count += 1
+        task_id = "line-%d" % self._count  # the handler is not told the task's own id
+        self.process.stdin.write(json.dumps({"task_id": task_id, "type": queue, "payload": payload,
+                                             "retry_count": 0, "max_retry": max_retry, "queue": queue}) + "\n")
+        self.process.stdin.flush()
+        answer = self._read(lambda message: message.get("task_id") == task_id)
+        if answer.get("error"):
+            raise (Retryable if answer.get("retry") else RuntimeError)(answer["error"])
+        return answer.get("result")
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
 
 
 class SimWorker:

@@ -9,7 +9,7 @@ profiles of the environment it runs in.
 import pytest
 
 from tests.cli.helpers import VAULT_KEY
-from tests.conftest import ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY, Gunicorn
+from tests.conftest import ADMIN_KEY, CLIENT_KEY, CONFIG_DIR, WORKER_KEY, Gunicorn
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -22,7 +22,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="package")
 def cli_server(redis_server):
     env = {"RUNQY_API_KEY": ADMIN_KEY, "RUNQY_WORKER_API_KEY": WORKER_KEY, "RUNQY_CLIENT_API_KEY": CLIENT_KEY,
-           "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(ROOT / "config"),
+           "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port, "RUNQY_CONFIG_DIR": str(CONFIG_DIR),
            "RUNQY_VAULT_MASTER_KEY": VAULT_KEY, "RUNQY_ACCESS_LOG": "-"}
     server = Gunicorn(env, workers=1)
     yield server

@@ -112,9 +112,10 @@ def test_config_validate_checks_the_example_configs_without_a_server(capsys, mon
     code, out, _ = cli(capsys, "-s", nowhere(), "config", "validate")
 
     assert code == 0
-    assert out.startswith("Validated %s:\n  - inference.high (priority=10)\n  - inference.low (priority=2)\n"
+    assert out.startswith("Validated %s:\n  - hello.default (priority=1)\n  - inference.high (priority=10)\n"
+                          "  - inference.low (priority=2)\n  - inference_high.default (priority=10)\n"
                           "  - simple.default (priority=1)\n" % defaults.CONFIG_DIR)
-    assert out.endswith("Total: 2 queue(s), 3 sub-queue(s)\nValidation successful!\n")
+    assert out.endswith("Total: 4 queue(s), 5 sub-queue(s)\nValidation successful!\n")
 
 
 def test_config_validate_of_a_bad_directory_names_file_queue_and_field_and_exits_1(capsys, tmp_path):

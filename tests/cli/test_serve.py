@@ -8,14 +8,14 @@ import requests
 
 from runqy import keys
 from tests.cli.helpers import bin_env
-from tests.conftest import ADMIN_KEY, ROOT, free_port, wait_for
+from tests.conftest import ADMIN_KEY, CONFIG_DIR, ROOT, free_port, wait_for
 
 
 @pytest.mark.e2e
 def test_bin_runqy_server_is_runqy_serve_with_its_arguments_for_gunicorn(redis_server, r, tmp_path):
     port = free_port()
     env = bin_env(RUNQY_API_KEY=ADMIN_KEY, REDIS_URL="redis://127.0.0.1:%d/0" % redis_server.port,
-                   RUNQY_CONFIG_DIR=str(ROOT / "config"), WEB_CONCURRENCY="1")
+                   RUNQY_CONFIG_DIR=str(CONFIG_DIR), WEB_CONCURRENCY="1")
     log = open(tmp_path / "serve.log", "w")
     process = subprocess.Popen([str(ROOT / "bin" / "runqy-server"), "--bind", "127.0.0.1:%d" % port], cwd=tmp_path,
                                env=env, stdout=log, stderr=subprocess.STDOUT)

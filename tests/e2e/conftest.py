@@ -1,25 +1,40 @@
 """A gunicorn shared by the tests of one module, for modules whose tests only need a served runqy
-over a fresh Redis: starting one costs about two seconds."""
+over a fresh Redis: starting one costs about two seconds.
+
+It serves the test configs (tests/config); a module that sets ``SERVED_CONFIG_DIR`` gets those
+instead, in the server and in the ``queues`` the ``store`` fixture puts back before each test."""
 
 import pytest
 
-from tests.conftest import Gunicorn, served_env
+from runqy.config import load_dir
+from tests.conftest import CONFIG_DIR, Gunicorn, served_env
+
+
+def _config_dir(request) -> str:
+    return str(getattr(request.module, "SERVED_CONFIG_DIR", CONFIG_DIR))
+
+
+@pytest.fixture
+def queues(request) -> dict:
+    loaded, failures = load_dir(_config_dir(request))
+    assert not failures
+    return loaded
 
 
 @pytest.fixture(scope="module")
-def module_server(redis_server):
-    """One gunicorn for the whole module, on an emptied Redis with the example configs."""
+def module_server(request, redis_server):
+    """One gunicorn for the whole module, on an emptied Redis."""
     if redis_server.process is None:
         redis_server.start()
     redis_server.client().flushdb()
-    process = Gunicorn(served_env(redis_server))
+    process = Gunicorn(served_env(redis_server, RUNQY_CONFIG_DIR=_config_dir(request)))
     yield process
     process.stop()
 
 
 @pytest.fixture
 def served(module_server, store):
-    """The module's gunicorn over an emptied Redis with the example configs loaded again.
+    """The module's gunicorn over an emptied Redis with its configs loaded again.
 
     The server keeps no state of its own besides Redis, so this is the state a fresh
     start leaves (``store`` flushes the database and puts the configs back).

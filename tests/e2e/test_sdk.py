@@ -1,94 +1,28 @@
-"""The existing clients against a real gunicorn: the Python SDK's HTTP calls and the seed's curl examples.
-
-``runqy_python.client`` (v0.2.0, docs/clients.md §1) cannot be installed here, so
-``SdkClient`` makes exactly its requests with urllib: same URL building, same
-headers (``Content-Type: application/json`` even on a GET without a body), same
-``json.dumps`` body, and the same mapping of statuses to errors. What it reads
-back is only what the SDK reads back.
-"""
+"""The existing clients against a real gunicorn: the Python SDK from PyPI (``runqy-python``,
+docs/clients.md §1) with its own ``RunqyClient``, the example task of ``examples/hello`` run by
+the SDK's ``run()`` under the worker's stdio protocol, and the seed's curl examples verbatim."""
 
 import json
 import subprocess
-import urllib.error
-import urllib.request
+import sys
 
 import pytest
+import requests
+from runqy_python import AuthenticationError, RunqyClient, RunqyError, TaskNotFoundError
 
 from runqy import keys, protobuf
 from runqy.queue_names import full_queue_name
-from tests.conftest import ADMIN_KEY, CLIENT_KEY, WORKER_KEY
+from tests.conftest import ADMIN_KEY, CLIENT_KEY, ROOT, WORKER_KEY
+from tests.worker_sim import SimWorker, StdioChild, register
 
 pytestmark = pytest.mark.e2e
-
-
-class RunqyError(Exception):
-    """Raised for any other HTTP error, as ``HTTP <code>: <body>``."""
-
-
-class AuthenticationError(RunqyError):
-    """Raised on a 401."""
-
-
-class TaskNotFoundError(RunqyError):
-    """Raised on any 404, including an unknown queue on enqueue."""
-
-
-class SdkClient:
-    """The HTTP behaviour of ``runqy_python.client.RunqyClient``."""
-
-    def __init__(self, server_url: str, api_key: str, timeout: int = 30):
-        self.server_url = server_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self.content_type = None  # of the last 2xx answer, for the tests
-
-    def request(self, method: str, path: str, data=None) -> dict:
-        headers = {"Authorization": "Bearer " + self.api_key, "Content-Type": "application/json"}
-        body = None if data is None else json.dumps(data).encode("utf-8")
-        req = urllib.request.Request(self.server_url + path, data=body, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                self.content_type = resp.headers.get("Content-Type")
-                text = resp.read().decode("utf-8")
-                return json.loads(text) if text else {}
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8") if exc.fp else ""
-            if exc.code == 401:
-                raise AuthenticationError("Authentication failed: " + text) from None
-            if exc.code == 404:
-                raise TaskNotFoundError("Task not found: " + text) from None
-            raise RunqyError("HTTP %d: %s" % (exc.code, text)) from None
-
-    def enqueue(self, queue: str, payload, timeout: int = 300) -> dict:
-        info = self.request("POST", "/queue/add", {"queue": queue, "timeout": timeout, "data": payload}).get("info", {})
-        return {"task_id": info.get("id", ""), "queue": info.get("queue", queue),
-                "state": info.get("state", "pending"), "payload": payload}
-
-    def get_task(self, task_id: str) -> dict:
-        response = self.request("GET", "/queue/" + task_id)
-        info = response.get("Info", response.get("info", {}))
-        parsed = {}
-        for name in ("result", "payload"):
-            value = info.get(name.capitalize(), info.get(name))
-            if isinstance(value, str) and value:
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    pass
-            parsed[name] = value
-        return {"task_id": info.get("ID", info.get("id", task_id)), "queue": info.get("Queue", info.get("queue", "")),
-                "state": info.get("State", info.get("state", "")), "error": info.get("LastErr", info.get("last_err")),
-                **parsed}
-
-    def enqueue_batch(self, queue: str, jobs: list) -> dict:
-        """Documented for the SDK, not in v0.2.0 yet: the three keys it is to read."""
-        response = self.request("POST", "/queue/add-batch", {"queue": queue, "jobs": jobs})
-        return {"enqueued": response["enqueued"], "failed": response["failed"], "task_ids": response["task_ids"]}
+#: The example configs: the quick-start's "hello" queue and the seed's queues (tests/e2e/conftest.py).
+SERVED_CONFIG_DIR = ROOT / "config"
 
 
 @pytest.fixture
-def sdk(served) -> SdkClient:
-    return SdkClient(served.url, CLIENT_KEY)
+def sdk(served) -> RunqyClient:
+    return RunqyClient(served.url, CLIENT_KEY)
 
 
 def error_body(exc: RunqyError) -> dict:
@@ -106,31 +40,31 @@ def task_keys(r) -> list[bytes]:
 def test_sdk_enqueue_writes_the_task_with_the_sdk_timeout_and_reads_id_queue_state(sdk, r):
     task = sdk.enqueue("inference.high", {"prompt": "Hello world", "width": 1024})
 
-    assert (task["queue"], task["state"]) == ("inference.high", "pending")
-    assert sdk.content_type.startswith("application/json")
-    assert r.lrange(keys.pending("inference.high"), 0, -1) == [task["task_id"].encode()]
-    h = r.hgetall(keys.task("inference.high", task["task_id"]))
+    assert (task.queue, task.state) == ("inference.high", "pending")
+    assert r.lrange(keys.pending("inference.high"), 0, -1) == [task.task_id.encode()]
+    h = r.hgetall(keys.task("inference.high", task.task_id))
     msg = protobuf.decode(h[b"msg"])
     assert (msg.id, msg.queue, msg.timeout, json.loads(msg.payload)) == (
-        task["task_id"], "inference.high", 300, {"prompt": "Hello world", "width": 1024})
+        task.task_id, "inference.high", 300, {"prompt": "Hello world", "width": 1024})
     assert (h[b"state"], h[b"active_timeout"]) == (b"pending", b"300")
-    assert r.hget(keys.task_queue(task["task_id"]), "queue") == b"inference.high"
+    assert r.hget(keys.task_queue(task.task_id), "queue") == b"inference.high"
 
 
 def test_sdk_enqueue_to_a_parent_name_uses_its_default_sub_queue(sdk, r):
-    task = sdk.enqueue("simple", "just a string")
+    task = sdk.enqueue("simple", "just a string", timeout=30)
 
-    assert task["queue"] == "simple.default"
-    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task["task_id"].encode()]
-    assert sdk.get_task(task["task_id"])["payload"] == "just a string"
+    assert task.queue == "simple.default"
+    assert r.lrange(keys.pending("simple.default"), 0, -1) == [task.task_id.encode()]
+    assert sdk.get_task(task.task_id).payload == "just a string"
 
 
 def test_sdk_get_task_reads_a_pending_task_back(sdk):
     task = sdk.enqueue("inference.low", {"n": [1, 2, 3]})
 
-    assert sdk.get_task(task["task_id"]) == {"task_id": task["task_id"], "queue": "inference.low", "state": "pending",
-                                              "error": None, "result": None, "payload": {"n": [1, 2, 3]}}
-    assert sdk.content_type.startswith("application/json")
+    got = sdk.get_task(task.task_id)
+
+    assert (got.task_id, got.queue, got.state, got.error, got.result, got.payload) == (
+        task.task_id, "inference.low", "pending", None, None, {"n": [1, 2, 3]})
 
 
 @pytest.mark.parametrize("stored, expected", [(b'{"text": "hi"}', {"text": "hi"}), (b'"hello"', "hello"),
@@ -138,38 +72,37 @@ def test_sdk_get_task_reads_a_pending_task_back(sdk):
 def test_sdk_get_task_reads_the_result_a_worker_stored(sdk, r, stored, expected):
     task = sdk.enqueue("inference.high", {})
     # what runqy-worker writes on success (docs/worker-protocol.md §2.9)
-    r.hset(keys.task("inference.high", task["task_id"]),
+    r.hset(keys.task("inference.high", task.task_id),
            mapping={"state": "completed", "result": stored, "completed_at": 1760000000})
 
-    got = sdk.get_task(task["task_id"])
-    assert (got["state"], got["result"], got["error"]) == ("completed", expected, None)
+    got = sdk.get_task(task.task_id)
+    assert (got.state, got.result, got.error) == ("completed", expected, None)
 
 
 def test_sdk_get_task_reads_the_error_of_an_archived_task(sdk, r):
     task = sdk.enqueue("inference.high", {})
-    r.hset(keys.task("inference.high", task["task_id"]),
+    r.hset(keys.task("inference.high", task.task_id),
            mapping={"state": "archived", "error_msg": "permanent failure: boom", "last_failed_at": 1760000000})
 
-    got = sdk.get_task(task["task_id"])
-    assert (got["state"], got["error"], got["result"]) == ("archived", "permanent failure: boom", None)
+    got = sdk.get_task(task.task_id)
+    assert (got.state, got.error, got.result) == ("archived", "permanent failure: boom", None)
 
 
 def test_sdk_enqueue_batch_reads_enqueued_failed_and_task_ids_in_job_order(sdk, r):
-    jobs = [{"n": 1}, {"data": {"n": 2}}, "three"]
-    batch = sdk.enqueue_batch("inference.low", jobs)
+    batch = sdk.enqueue_batch("inference.low", [{"n": 1}, {"n": 2}, "three"], timeout=60)
 
-    assert (batch["enqueued"], batch["failed"], len(batch["task_ids"])) == (3, 0, 3)
-    assert sdk.content_type.startswith("application/json")
+    assert (batch.enqueued, batch.failed, len(batch.task_ids), batch.errors) == (3, 0, 3, [])
     # LPUSH onto pending: the list holds the ids newest first
-    assert r.lrange(keys.pending("inference.low"), 0, -1) == [i.encode() for i in reversed(batch["task_ids"])]
-    assert [sdk.get_task(i)["payload"] for i in batch["task_ids"]] == [{"n": 1}, {"n": 2}, "three"]
+    assert r.lrange(keys.pending("inference.low"), 0, -1) == [i.encode() for i in reversed(batch.task_ids)]
+    assert [sdk.get_task(i).payload for i in batch.task_ids] == [{"n": 1}, {"n": 2}, "three"]
+    assert {protobuf.decode(r.hget(keys.task("inference.low", i), "msg")).timeout for i in batch.task_ids} == {60}
 
 
 # --- the SDK's status handling -------------------------------------------------------------
 
 
 def test_sdk_with_a_bad_key_gets_401_as_authentication_error_and_nothing_is_written(served, r):
-    bad = SdkClient(served.url, "not-a-key")
+    bad = RunqyClient(served.url, "not-a-key")
     with pytest.raises(AuthenticationError) as enqueue_error:
         bad.enqueue("inference.high", {"x": 1})
     with pytest.raises(AuthenticationError):
@@ -185,7 +118,7 @@ def test_sdk_enqueue_to_an_unknown_queue_is_404_as_task_not_found(sdk, r, queue)
     with pytest.raises(TaskNotFoundError) as error:
         sdk.enqueue(queue, {"x": 1})
 
-    assert error_body(error.value) == {"errors": ["queue not found: " + full]}
+    assert error_body(error.value)["errors"][0].startswith("queue not found: " + full)
     assert task_keys(r) == [] and r.exists(keys.pending(full)) == 0
 
 
@@ -193,7 +126,7 @@ def test_sdk_get_of_an_unknown_task_is_404_as_task_not_found(sdk):
     with pytest.raises(TaskNotFoundError) as error:
         sdk.get_task("00000000-0000-4000-8000-000000000000")
 
-    assert error_body(error.value)["errors"] == ["task not found: 00000000-0000-4000-8000-000000000000"]
+    assert error_body(error.value)["errors"][0].startswith("task not found: 00000000-0000-4000-8000-000000000000")
 
 
 def test_sdk_enqueue_with_an_invalid_timeout_is_400_with_a_json_body_naming_the_field(sdk, r):
@@ -208,19 +141,65 @@ def test_sdk_enqueue_with_an_invalid_timeout_is_400_with_a_json_body_naming_the_
 
 def test_sdk_with_the_worker_key_is_403_with_a_json_body(served, r):
     with pytest.raises(RunqyError) as error:
-        SdkClient(served.url, WORKER_KEY).enqueue("inference.high", {"x": 1})
+        RunqyClient(served.url, WORKER_KEY).enqueue("inference.high", {"x": 1})
 
     assert str(error.value).startswith("HTTP 403: ")
     assert len(error_body(error.value)["errors"]) == 1
     assert task_keys(r) == []
 
 
-def test_a_wrong_method_is_405_with_a_json_body(sdk):
+def test_sdk_on_a_server_that_is_not_there_raises_runqy_error():
     with pytest.raises(RunqyError) as error:
-        sdk.request("GET", "/queue/add")
+        RunqyClient("http://127.0.0.1:9", CLIENT_KEY, timeout=5).enqueue("inference.high", {"x": 1})
+    assert str(error.value).startswith("Connection error")
 
-    assert str(error.value).startswith("HTTP 405: ")
-    assert len(error_body(error.value)["errors"]) == 1
+
+# --- examples/hello, run by the SDK's run() as runqy-worker runs it ------------------------
+
+
+@pytest.fixture
+def hello_worker(served):
+    """The in-test worker on the "hello" queue, whose task process is examples/hello/main.py
+    started as runqy-worker starts it (long-running: once, then a task line at a time)."""
+    registration = register(served.url, WORKER_KEY, "hello")
+    deployment = registration["deployment"]
+    child = StdioChild([sys.executable, *deployment["startup_cmd"].split()[1:]],
+                       cwd=str(ROOT / deployment["code_path"]))
+    worker = SimWorker(registration, child).start()
+    yield worker
+    worker.stop()
+    child.stop()
+    assert worker.errors == []
+
+
+def waited(sdk: RunqyClient, task_id: str) -> str:
+    """The state of a task once it has run: ``GET /queue/{id}?wait=`` as the quick-start shows it."""
+    answer = requests.get("%s/queue/%s" % (sdk.server_url, task_id), params={"wait": 10}, timeout=15,
+                          headers={"Authorization": "Bearer " + sdk.api_key})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["info"]["state"]
+
+
+def test_the_hello_example_greets_and_the_sdk_reads_the_result(sdk, hello_worker):
+    task = sdk.enqueue("hello", {"name": "Ada"})
+
+    assert waited(sdk, task.task_id) == "completed"
+    got = sdk.get_task(task.task_id)
+    assert (got.queue, got.state, got.result, got.error) == ("hello.default", "completed",
+                                                            {"message": "Hello, Ada!"}, None)
+
+
+def test_the_hello_example_fails_a_task_without_a_name_and_the_sdk_reads_its_message(sdk, hello_worker):
+    # the SDK cannot set max_retry; with retries left a failed task waits in retry with no error yet
+    # (docs/worker-protocol.md §2.9), so this one is enqueued with none
+    answer = requests.post(sdk.server_url + "/queue/add", timeout=5, headers={"Authorization": "Bearer " + CLIENT_KEY},
+                           json={"queue": "hello", "data": {"nom": "Ada"}, "max_retry": 0})
+    task_id = answer.json()["info"]["id"]
+
+    assert waited(sdk, task_id) == "archived"
+    got = sdk.get_task(task_id)
+    assert got.error.startswith("permanent failure: Traceback")  # the SDK sends the whole traceback
+    assert 'ValueError: the payload needs a "name" string' in got.error
 
 
 # --- the seed's examples, verbatim, with curl ------------------------------------------------
@@ -259,12 +238,12 @@ def test_seed_enqueue_example_with_curl_answers_info_id_queue_state(served, r):
     assert json.loads(msg.payload) == {"prompt": "Hello world", "width": 1024}
 
 
-def test_seed_enqueue_example_with_its_own_queue_name_is_404_here(served, r):
-    # the seed writes "inference_high"; our example config calls that sub-queue "inference.high"
+def test_seed_enqueue_example_verbatim_enqueues_onto_its_inference_high_queue(served, r):
     code, _, body = curl(served, "POST", "/queue/add", ADMIN_KEY, SEED_ENQUEUE % "inference_high")
 
-    assert (code, body) == (404, {"errors": ["queue not found: inference_high.default"]})
-    assert task_keys(r) == []
+    assert code == 200
+    assert (body["info"]["queue"], body["info"]["state"]) == ("inference_high.default", "pending")
+    assert r.lrange(keys.pending("inference_high.default"), 0, -1) == [body["info"]["id"].encode()]
 
 
 def test_seed_status_form_with_queue_name_reads_the_task_and_its_result(served, r):
