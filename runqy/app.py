@@ -79,6 +79,11 @@ def _http_error(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError
         resp.set_header(name, value)
 
 
+def _no_route(req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPRouteNotFound, params: dict) -> None:
+    _errors(resp, 404, ["no route for %s %s: the routes are listed at /swagger/index.html (and in /openapi.yaml)"
+                        % (req.method, req.path[:200])])
+
+
 def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
     logger.exception("unexpected error in %s %s", req.method, req.path)
     _errors(resp, 500, ["internal server error"])
@@ -102,7 +107,7 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
     validation.compile_all()
     cipher = Cipher(settings.vault_master_key)
     if not cipher.enabled:
-        logger.info("%s", cipher.problem)
+        logger.debug("%s", cipher.problem)  # the server's start-up summary says so once
     metrics = Metrics(store, housekeeper)
     waiters = Waiters(store)
     sessions = Sessions(store, settings.dashboard_read_only) if settings.dashboard else None
@@ -154,6 +159,7 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
     # the most general handler first: falcon picks the most specific match
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(falcon.HTTPRouteNotFound, _no_route)
     app.add_error_handler(redis.exceptions.RedisError, _redis_error)
     app.add_error_handler(RunqyError, _runqy_error)
     return app

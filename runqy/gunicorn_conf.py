@@ -15,8 +15,13 @@ import os
 import socket
 import sys
 import tempfile
+import warnings
 
 from runqy import defaults
+
+# gunicorn has imported ssl before its gevent worker patches it; runqy serves plain HTTP and
+# opens no TLS connection before the patch, so the warning each worker would print says nothing
+warnings.filterwarnings("ignore", message="Monkey-patching ssl after ssl has already been imported")
 
 # Several worker processes share their HTTP metrics through files in this
 # directory; it must be set before prometheus-client is first imported.
@@ -48,6 +53,8 @@ reuse_port = _flag("RUNQY_REUSE_PORT")
 # gunicorn's control socket is one path per user: several servers on a host would share it
 control_socket_disable = True
 accesslog = os.environ.get("RUNQY_ACCESS_LOG") or None
+# client, request line, status, bytes, time taken, user agent: never a header (keys, cookies)
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 loglevel = os.environ.get("RUNQY_LOG_LEVEL", defaults.LOG_LEVEL)
 
 
@@ -81,6 +88,25 @@ def on_starting(server):
     _refuse_taken_ports(server)
     for stale in glob.glob(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], "*.db")):
         os.unlink(stale)
+
+
+def when_ready(server):
+    """One summary of what this server is, once it listens (its workers say no more of it)."""
+    from runqy import __version__, config
+    from runqy.vault import Cipher
+
+    settings = config.Settings.from_env()
+    queues = config.load_configs(settings.config_dir)
+    listening = ", ".join("http://%s:%d" % a if isinstance(a, tuple) else str(a) for a in server.cfg.address)
+    dashboard = "off" if not settings.dashboard else "read-only" if settings.dashboard_read_only else "on"
+    cipher = Cipher(settings.vault_master_key)
+    server.log.info(
+        "runqy %s listening at %s: %d gevent worker process(es), %d connections each; Redis %s:%d db %d%s; "
+        "%d queue config(s) from %s: %s; vaults %s; dashboard %s (/monitoring)",
+        __version__, listening, server.cfg.workers, server.cfg.worker_connections, settings.redis_host,
+        settings.redis_port, settings.redis_db, " (TLS)" if settings.redis_tls else "", len(queues),
+        settings.config_dir, ", ".join(sorted(queues)) or "(none)",
+        "on" if cipher.enabled else "off (%s)" % cipher.problem, dashboard)
 
 
 def pre_fork(server, worker):

@@ -109,7 +109,7 @@ class Tasks:
             self._remember({task_id: queue})
         found = self._fetch(queue, [task_id])
         if not found:
-            raise errors.TaskNotFound(task_id)
+            raise errors.TaskNotFound(task_id, queue)
         return found[0]
 
     def _remember(self, queues_of: dict[str, str]) -> None:

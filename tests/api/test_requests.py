@@ -137,10 +137,11 @@ def test_body_just_under_the_limit_is_accepted(client, r, settings):
 
 
 @pytest.mark.parametrize("path", ["/nope", "/queue", "/api/cli/nothing", "/queue/a/b/c"])
-def test_unknown_route_is_a_json_404(client, r, path):
+def test_unknown_route_is_a_json_404_that_points_at_the_list_of_routes(client, r, path):
     res = client.simulate_get(path, headers=ADMIN)
     assert res.status_code == 404
-    errors_of(res)
+    assert errors_of(res) == ["no route for GET %s: the routes are listed at /swagger/index.html "
+                              "(and in /openapi.yaml)" % path]
 
 
 @pytest.mark.parametrize("method, path, allowed", [

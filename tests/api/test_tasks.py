@@ -16,6 +16,7 @@ import pytest
 
 from runqy import defaults, keys, protobuf
 from runqy.app import create_app
+from runqy.queue_names import full_queue_name
 from runqy.store import Store, connect
 from tests.conftest import ADMIN, CLIENT, WORKER, snapshot
 from tests.helpers import (
@@ -418,7 +419,7 @@ def test_status_in_seed_form_with_the_wrong_queue_is_404(client, r):
     for name in ("inference.low", "inference", "simple"):
         res = client.simulate_get("/queue/%s/%s" % (task_id, name), headers=ADMIN)
         assert res.status_code == 404, name
-        assert errors_of(res) == ["task not found: %s" % task_id]
+        assert errors_of(res) == ["task not found: %s in queue %s" % (task_id, full_queue_name(name))]
 
 
 @pytest.mark.parametrize("name", ["-bad", "a.b.c", "has space", "x" * 65, "a..b", "_x", "q.%C3%BC"])
@@ -442,7 +443,7 @@ def test_status_of_a_task_whose_hash_expired_is_404(client, r):
     assert r.exists(keys.task_queue(task_id))
     res = client.simulate_get("/queue/" + task_id, headers=ADMIN)
     assert res.status_code == 404
-    assert errors_of(res) == ["task not found: %s" % task_id]
+    assert errors_of(res) == ["task not found: %s in queue inference.high" % task_id]
 
 
 def test_status_of_a_deeply_nested_payload_reads_it_back(roomy_client, r):
@@ -737,7 +738,7 @@ def test_task_details_in_the_wrong_queue_are_404(admin, r, queue):
     result = admin.simulate_get("/api/cli/queues/%s/tasks/%s" % (queue, task_id), headers=ADMIN)
 
     assert result.status_code == 404
-    assert errors_of(result) == ["task not found: " + task_id]
+    assert errors_of(result) == ["task not found: %s in queue %s" % (task_id, full_queue_name(queue))]
 
 
 def test_task_details_of_an_unknown_or_odd_id_are_404(admin, r):

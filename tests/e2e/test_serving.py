@@ -3,6 +3,7 @@ under WSGI servers other than runqy's gunicorn settings. Loopback only, every wa
 """
 
 import os
+import re
 import select
 import socket
 import statistics
@@ -15,8 +16,20 @@ import time
 import pytest
 import requests
 
-from runqy import defaults, keys
-from tests.conftest import ADMIN, ROOT, WORKER, free_port, serve, stop
+from runqy import __version__, defaults, keys
+from tests.conftest import (
+    ADMIN,
+    ADMIN_KEY,
+    CONFIG_DIR,
+    ROOT,
+    WORKER,
+    Gunicorn,
+    free_port,
+    serve,
+    served_env,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -182,3 +195,29 @@ def test_plain_gunicorn_with_a_bad_queue_config_stops_naming_file_queue_and_fiel
     assert done.returncode != 0
     assert "%s: queue 'gpu': field 'max_retry'" % bad in done.stderr, done.stderr
     assert r.hlen(keys.CONFIGS) == 0
+
+
+@pytest.mark.e2e
+def test_the_server_says_what_it_is_once_and_its_access_log_times_requests_and_shows_no_secret(r, redis_server):
+    env = served_env(redis_server, RUNQY_ACCESS_LOG="-", REDIS_URL="redis://:redis-secret@127.0.0.1:%d/0"
+                     % redis_server.port, RUNQY_VAULT_MASTER_KEY="")
+    process = Gunicorn(env, workers=2)
+    try:
+        requests.get(process.url + "/health?probe=1", timeout=5)
+        requests.get(process.url + "/api/cli/queues", headers=ADMIN, timeout=5)
+        wait_for(lambda: "/api/cli/queues HTTP/1.1" in process.output(), timeout=5, what="the access log line")
+        output = process.output()
+    finally:
+        process.stop()
+
+    (summary,) = [line for line in output.splitlines() if "listening at" in line]
+    assert "runqy %s listening at http://127.0.0.1:%d" % (__version__, process.port) in summary
+    assert "2 gevent worker process(es), %d connections each" % defaults.WORKER_CONNECTIONS in summary
+    assert "Redis 127.0.0.1:%d db 0" % redis_server.port in summary
+    assert "2 queue config(s) from %s: inference, simple" % CONFIG_DIR in summary
+    assert "vaults off (" in summary and "dashboard on (/monitoring)" in summary
+    assert output.count("vaults are disabled") == 1  # in the summary, not once per worker process
+    assert "MonkeyPatchWarning" not in output
+    assert re.search(r'"GET /health\?probe=1 HTTP/1.1" 200 \d+ \d+ms ', output), output
+    for secret in ("redis-secret", ADMIN_KEY):
+        assert secret not in output

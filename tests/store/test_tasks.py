@@ -378,7 +378,7 @@ def test_get_task_whose_hash_is_gone_is_not_found(pinned, r):
     assert r.exists(keys.task_queue("id-1"))
     with pytest.raises(TaskNotFound) as caught:
         pinned.tasks.get("id-1")
-    assert caught.value.messages == ["task not found: id-1"]
+    assert caught.value.messages == ["task not found: id-1 in queue simple.default"]
 
 
 def test_get_task_of_an_unknown_id_is_not_found(store):
