@@ -114,6 +114,9 @@ WAIT_POLL_EVERY = 0.05
 #: A dashboard session ends after this many seconds without a request (a working day), and every
 #: request signed in with it starts the count again.
 SESSION_TTL = 8 * 3600
+#: ... and after this many seconds since signing in, whatever: a page left open refreshes itself
+#: every few seconds and would otherwise keep its session forever.
+SESSION_MAX_AGE = 24 * 3600
 
 # --- the admin CLI (runqy/cli/) and its client (runqy/client.py) ---
 

@@ -4,7 +4,8 @@ The page at /monitoring asks for the admin key once and posts it to /monitoring/
 which answers with a session: a random id in an ``HttpOnly``, ``SameSite=Strict`` cookie
 (``Secure`` over HTTPS) and a CSRF token in the body. Redis keeps the session under the
 SHA-256 of its id, so a copy of Redis holds no usable cookie, with an expiry of
-SESSION_TTL seconds that every request made with it renews; signing out deletes it.
+SESSION_TTL seconds that every request made with it renews, up to SESSION_MAX_AGE after
+signing in; signing out deletes it.
 
 A request that carries the cookie and no API key counts as the admin role, on the same
 routes and role checks as the key. One that changes anything must also prove it comes
@@ -49,10 +50,12 @@ def check_origin(req: falcon.Request) -> None:
 class Sessions:
     """Opening, finding and closing dashboard sessions; ``read_only`` sessions may only read."""
 
-    def __init__(self, store: Store, read_only: bool, ttl: int = defaults.SESSION_TTL):
+    def __init__(self, store: Store, read_only: bool, ttl: int = defaults.SESSION_TTL,
+                 max_age: int = defaults.SESSION_MAX_AGE):
         self._store = store
         self.read_only = read_only
         self.ttl = ttl
+        self.max_age = max_age
 
     def open(self) -> tuple[str, dict]:
         """A new session: its id (for the cookie only) and its record."""
@@ -66,7 +69,11 @@ class Sessions:
         raw = self._store.sessions.touch(_digest(session_id), self.ttl) if session_id else None
         if raw is None:
             raise Unauthorized("the dashboard session has ended: sign in again")
-        return json.loads(raw)
+        record = json.loads(raw)
+        if self._store.db.now() - record["created"] >= self.max_age:
+            self.close(session_id)
+            raise Unauthorized("the dashboard session is %d hours old: sign in again" % (self.max_age // 3600))
+        return record
 
     def close(self, session_id: str) -> None:
         self._store.sessions.delete(_digest(session_id))

@@ -11,8 +11,9 @@ import pytest
 from runqy import defaults, keys
 from runqy.app import create_app
 from runqy.sessions import COOKIE
+from runqy.store import Store, connect
 from tests.conftest import ADMIN_KEY, CLIENT_KEY, WORKER_KEY, snapshot
-from tests.helpers import errors_of
+from tests.helpers import NOW, errors_of
 
 HOST = "runqy.example:3000"
 SAME_SITE = {"Host": HOST, "Origin": "http://" + HOST}
@@ -207,6 +208,23 @@ def test_an_expired_session_is_401_on_the_api(client, r, session):
     answer = as_page(client, "GET", "/api/cli/queues", session)
     assert answer.status_code == 401
     assert "sign in" in errors_of(answer)[0]
+
+
+def test_a_session_ends_a_day_after_signing_in_however_busy_it_is(settings, store, r):
+    day_later = []
+    clock = lambda: (day_later[0] if day_later else NOW)  # noqa: E731
+    app = falcon.testing.TestClient(create_app(settings, store=Store(connect(settings), clock=clock)))
+    answer = sign_in(app)
+    session = (answer.cookies[COOKIE].value, answer.json["csrf_token"])
+    day_later.append(NOW + defaults.SESSION_MAX_AGE - 1)
+    assert as_page(app, "GET", "/api/cli/queues", session).status_code == 200
+
+    day_later[0] = NOW + defaults.SESSION_MAX_AGE
+    ended = as_page(app, "GET", "/api/cli/queues", session)
+
+    assert ended.status_code == 401
+    assert "24 hours old: sign in again" in errors_of(ended)[0]
+    assert session_keys(r) == []
 
 
 # --- signing out -----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 over a fresh Redis: starting one costs about two seconds.
 
 It serves the test configs (tests/config); a module that sets ``SERVED_CONFIG_DIR`` gets those
-instead, in the server and in the ``queues`` the ``store`` fixture puts back before each test."""
+instead, in the server and in the ``queues`` the ``store`` fixture puts back before each test,
+and one that sets ``SERVED_ENV`` (a dict) starts its server with those variables too."""
 
 import pytest
 
@@ -27,7 +28,8 @@ def module_server(request, redis_server):
     if redis_server.process is None:
         redis_server.start()
     redis_server.client().flushdb()
-    process = Gunicorn(served_env(redis_server, RUNQY_CONFIG_DIR=_config_dir(request)))
+    process = Gunicorn(served_env(redis_server, RUNQY_CONFIG_DIR=_config_dir(request),
+                                  **getattr(request.module, "SERVED_ENV", {})))
     yield process
     process.stop()
 

@@ -26,21 +26,12 @@ sync_api = pytest.importorskip("playwright.sync_api")
 #: Milliseconds any one wait of a test may take: a refresh comes every 3 s.
 WAIT_MS = 8000
 VAULT_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+#: The module's gunicorn has vaults enabled, so that their pages have something to show.
+SERVED_ENV = {"RUNQY_VAULT_MASTER_KEY": VAULT_MASTER_KEY}
 COOKIE = "runqy_session"
 ARTIFACTS = Path(os.environ.get("RUNQY_TEST_ARTIFACTS") or ROOT / "test-artifacts" / "dashboard")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-dev-shm-usage", "--host-resolver-rules=MAP runqy.test 127.0.0.1"]
-
-
-@pytest.fixture(scope="module")
-def module_server(redis_server):
-    """The module's gunicorn, with vaults enabled so that their pages have something to show."""
-    if redis_server.process is None:
-        redis_server.start()
-    redis_server.client().flushdb()
-    process = Gunicorn(served_env(redis_server, RUNQY_VAULT_MASTER_KEY=VAULT_MASTER_KEY))
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")
