@@ -2,8 +2,11 @@
 // under /monitoring), calling the admin API with the session cookie the sign-in opens.
 // No library and no build step, so that what the browser runs is what is read here.
 
-const BASE = '/monitoring';
-const SESSION_URL = BASE + '/session';
+// Behind a proxy that serves runqy under a path prefix (/ops/monitoring), the prefix is what
+// comes before /monitoring in the page's own URL, and the API is under the same prefix.
+const ROOT = location.pathname.replace(/\/monitoring(\/.*)?$/, '');
+const BASE = ROOT + '/monitoring';
+const SESSION_URL = '/monitoring/session';
 const REFRESH_MS = 3000;
 const TASK_REFRESH_MS = 2000;
 const PAGE_SIZE = 20;
@@ -257,7 +260,7 @@ async function api(path, {method = 'GET', body, signingIn = false} = {}) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let resp;
   try {
-    resp = await fetch(path, {method, headers, credentials: 'same-origin', cache: 'no-store',
+    resp = await fetch(ROOT + path, {method, headers, credentials: 'same-origin', cache: 'no-store',
       body: body === undefined ? undefined : JSON.stringify(body)});
   } catch {
     setHealth('offline');
@@ -1093,7 +1096,7 @@ const ROUTES = [
 ];
 
 function route(location) {
-  const path = location.pathname.replace(/\/+$/, '') || '/';
+  const path = location.pathname.slice(ROOT.length).replace(/\/+$/, '') || '/';
   for (const [pattern, page, names, section] of ROUTES) {
     const m = pattern.exec(path);
     if (!m) continue;

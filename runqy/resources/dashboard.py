@@ -6,6 +6,7 @@ package and read once; nothing comes from another host, and the Content-Security
 says so to the browser as well.
 """
 
+import re
 from pathlib import Path
 
 import falcon
@@ -16,6 +17,8 @@ from runqy.resources import read_json
 from runqy.sessions import Sessions, check_origin, clear_cookie, cookie_of, set_cookie
 
 DASHBOARD_DIR = Path(__file__).parent.parent / "dashboard"
+#: A path prefix a proxy may serve runqy under: segments of URL-safe characters.
+_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 _HEADERS = {
     # only this server's own scripts, styles and API (the favicon is a data: URL); no inline
@@ -36,13 +39,21 @@ def _send(resp: falcon.Response, data: bytes, content_type: str, cache: str) -> 
 
 class Page:
     """GET /monitoring and /monitoring/{page}: the page, whatever the page's own path (it
-    routes in the browser, so that every view has a URL to bookmark and share)."""
+    routes in the browser, so that every view has a URL to bookmark and share).
+
+    Behind a proxy that serves runqy under a path prefix and says so in ``X-Forwarded-Prefix``,
+    the page's links to itself and its assets carry the prefix (the script finds it in its own
+    URL for the API's)."""
 
     def __init__(self) -> None:
         self._index = (DASHBOARD_DIR / "index.html").read_bytes()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, page: str = "") -> None:
-        _send(resp, self._index, falcon.MEDIA_HTML, "no-cache")
+        prefix = (req.get_header("X-Forwarded-Prefix") or "").rstrip("/")
+        index = self._index
+        if prefix and _PREFIX.fullmatch(prefix):
+            index = index.replace(b'"/monitoring', b'"' + prefix.encode() + b"/monitoring")
+        _send(resp, index, falcon.MEDIA_HTML, "no-cache")
 
 
 class Asset:

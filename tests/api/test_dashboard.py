@@ -58,6 +58,16 @@ def test_every_dashboard_path_serves_the_page_with_a_strict_content_security_pol
     assert answer.headers["x-frame-options"] == "DENY"
 
 
+def test_behind_a_proxy_the_page_links_to_itself_and_its_assets_under_the_forwarded_prefix(client):
+    page = client.simulate_get("/monitoring/queues/simple", headers={"X-Forwarded-Prefix": "/ops/runqy/"}).text
+    hostile = client.simulate_get("/monitoring", headers={"X-Forwarded-Prefix": '/x"><script>'}).text
+
+    assert 'src="/ops/runqy/monitoring/assets/dashboard.js"' in page
+    assert 'href="/ops/runqy/monitoring/workers"' in page
+    assert '"/monitoring' not in page
+    assert hostile == client.simulate_get("/monitoring").text  # not a path: ignored
+
+
 def test_assets_are_served_with_their_types_and_an_unknown_one_is_a_json_404(client):
     script = client.simulate_get("/monitoring/assets/dashboard.js")
     style = client.simulate_get("/monitoring/assets/dashboard.css")
