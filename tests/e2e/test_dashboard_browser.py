@@ -17,7 +17,6 @@ import requests
 
 from runqy import config as runqy_config
 from tests.conftest import ADMIN, ADMIN_KEY, ROOT, WORKER_KEY, Gunicorn, served_env
-from tests.e2e.test_swagger_browser import find_chromium
 from tests.helpers import heartbeat, log_lines
 from tests.worker_sim import SimWorker, register
 
@@ -30,8 +29,6 @@ VAULT_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 SERVED_ENV = {"RUNQY_VAULT_MASTER_KEY": VAULT_MASTER_KEY}
 COOKIE = "runqy_session"
 ARTIFACTS = Path(os.environ.get("RUNQY_TEST_ARTIFACTS") or ROOT / "test-artifacts" / "dashboard")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-dev-shm-usage", "--host-resolver-rules=MAP runqy.test 127.0.0.1"]
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +37,6 @@ def read_only_server(redis_server, module_server):
     process = Gunicorn(served_env(redis_server, RUNQY_DASHBOARD_READ_ONLY="true"), workers=1)
     yield process
     process.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("Chromium not found: install Debian's 'chromium' package or set CHROME_BIN")
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 class Tab:
