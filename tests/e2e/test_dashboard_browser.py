@@ -531,3 +531,39 @@ def test_a_read_only_dashboard_shows_no_action_and_the_server_refuses_them(brows
         assert refused.status_code == 403
     finally:
         viewer.close()
+
+
+@pytest.mark.e2e
+def test_behind_a_proxy_under_a_path_prefix_every_request_keeps_the_prefix(browser, served):
+    """A proxy that serves runqy under /ops, stripping the prefix and saying so in X-Forwarded-Prefix,
+    played by the browser context itself: a request without the prefix would not reach runqy."""
+    enqueue(served, "inference.high", {"n": 1})
+    tab = Tab(browser, served)
+    prefix = "/ops"
+    strayed = []
+
+    def proxy(route):
+        path = route.request.url[len(tab.origin):]
+        if not path.startswith(prefix + "/"):
+            strayed.append(path)
+            route.fulfill(status=404, body="not behind the proxy's prefix")
+            return
+        headers = {**route.request.all_headers(), "x-forwarded-prefix": prefix,
+                   "x-forwarded-host": tab.origin.removeprefix("http://")}
+        answer = route.fetch(url=tab.api + path[len(prefix):], headers=headers)
+        route.fulfill(response=answer)
+
+    tab.context.route(tab.origin + "/**", proxy)
+    try:
+        tab.sign_in(path=prefix + "/monitoring")
+        tab.by("queue-table").locator('[data-testid="queue-row"][data-queue="inference.high"] a').first.click()
+        tab.page.wait_for_url(tab.origin + prefix + "/monitoring/queues/inference.high**")
+        sync_api.expect(tab.by("task-row")).to_have_count(1)
+        tab.by("nav-workers").click()
+        tab.page.wait_for_url(tab.origin + prefix + "/monitoring/workers")
+    finally:
+        tab.close()
+
+    assert strayed == []
+    assert tab.errors == []
+    assert any(url.startswith(tab.origin + prefix + "/api/cli/queues") for url in tab.requested)
