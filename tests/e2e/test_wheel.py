@@ -148,4 +148,4 @@ def test_plain_gunicorn_serves_the_installed_app_and_its_example_config(venv, re
 
     assert contract.status_code == 200
     assert stored
-    assert configs == {"inference", "simple"}
+    assert configs == {"hello", "inference", "inference_high", "simple"}  # the example configs

@@ -89,7 +89,8 @@ def test_without_redis_storage_the_worker_deletes_the_hash_and_status_is_404(sta
     # the reverse key keeps its enqueue TTL (30 days), so status finds the queue but no task
     assert r.ttl(keys.task_queue(task_id)) > defaults.RESULT_TTL
     answer = requests.get(served.url + "/queue/" + task_id, headers=CLIENT, timeout=5)
-    assert answer.status_code == 404 and answer.json() == {"errors": ["task not found: " + task_id]}
+    assert answer.status_code == 404
+    assert answer.json() == {"errors": ["task not found: %s in queue nostore.default" % task_id]}
 
 
 def test_completed_tasks_report_the_handler_result_with_its_json_type(start_worker, served, r):
