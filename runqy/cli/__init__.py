@@ -3,8 +3,9 @@
 ``main(argv) -> int``; all server calls go through :class:`runqy.client.AdminClient`.
 The server and key come from ``-s``/``-k``, else ``RUNQY_SERVER``/``RUNQY_API_KEY``,
 else the current profile saved by ``runqy login``, else ``defaults.CLI_SERVER``.
-Each noun module (queues, tasks, workers, configs, vaults, auth, serve) adds its own
-commands; this one parses the command line, runs the command and reports its failure.
+Each noun module (status, queues, tasks, workers, configs, vaults, auth, serve, completion)
+adds its own commands; this one parses the command line, runs the command and reports its
+failure.
 """
 
 import argparse
@@ -24,7 +25,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     root = Parser(prog="runqy", description="The runqy admin CLI: manage a runqy server over HTTP.",
-                                   epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                  epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     global_options(root, None)
     root.set_defaults(run=functools.partial(usage, root), remote=False)
     commands = Commands(root)

@@ -100,8 +100,8 @@ def _show_enqueued(answer: dict, client: AdminClient) -> None:
         print("Task enqueued successfully!")
     labelled(lines, indent="  ")
     if _paused(client, info["queue"]):
-        print("\nQueue '%s' is paused: the task is held until the queue is unpaused (runqy queue unpause %s)."
-              % (info["queue"], info["queue"]))
+        print("\nQueue '%s' is paused: %sthe task is held until the queue is unpaused (runqy queue unpause %s)."
+              % (info["queue"], "when due, " if info["state"] == "scheduled" else "", info["queue"]))
 
 
 def _paused(client: AdminClient, queue: str) -> bool:

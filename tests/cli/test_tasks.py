@@ -41,6 +41,9 @@ def test_task_enqueue_to_a_paused_queue_says_the_task_is_held_until_it_is_unpaus
     assert lines[-1] == ("Queue 'simple.default' is paused: the task is held until the queue is unpaused "
                          "(runqy queue unpause simple.default).")
     assert r.lrange(keys.held("simple.default"), 0, -1) == [task_id.encode()]
+    assert cli(capsys, "task", "enqueue", "-q", "simple", "--delay", "1h")[1].splitlines()[-1] == (
+        "Queue 'simple.default' is paused: when due, the task is held until the queue is unpaused "
+        "(runqy queue unpause simple.default).")
     assert cli(capsys, "task", "enqueue", "-q", "inference.high")[1].count("paused") == 0
 
 
