@@ -139,8 +139,9 @@ class AdminClient:
 
     # --- queues ------------------------------------------------------------------------
 
-    def queues(self) -> dict:
-        return self._request("GET", "/api/cli/queues")
+    def queues(self, limit: int | None = None) -> dict:
+        """One page of the queues: at most ``limit``, else the server's largest page (1000)."""
+        return self._request("GET", "/api/cli/queues", params={"limit": limit} if limit else None)
 
     def queue(self, name: str) -> dict:
         return self._request("GET", "/api/cli/queues/" + _segment(name))
@@ -155,6 +156,12 @@ class AdminClient:
         """Every ``state`` (archived, retry or scheduled) task of the queue to pending:
         ``{queue, state, moved, sub_queues: [{name, moved}]}``."""
         return self._request("POST", "/api/cli/queues/%s/run" % _segment(name), params={"state": state})
+
+    def stats(self) -> dict:
+        """Redis (version, mode, memory, clients, uptime) and the tasks processed and failed per UTC day
+        over every queue, the last 7 days, oldest first: ``{redis: {...}, history: [{date, processed,
+        failed}], time}``."""
+        return self._request("GET", "/api/cli/stats")
 
     # --- tasks -------------------------------------------------------------------------
 

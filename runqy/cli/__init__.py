@@ -3,8 +3,9 @@
 ``main(argv) -> int``; all server calls go through :class:`runqy.client.AdminClient`.
 The server and key come from ``-s``/``-k``, else ``RUNQY_SERVER``/``RUNQY_API_KEY``,
 else the current profile saved by ``runqy login``, else ``defaults.CLI_SERVER``.
-Each noun module (queues, tasks, workers, configs, vaults, auth, serve) adds its own
-commands; this one parses the command line, runs the command and reports its failure.
+Each noun module (status, queues, tasks, workers, configs, vaults, auth, serve, completion)
+adds its own commands; this one parses the command line, runs the command and reports its
+failure.
 """
 
 import argparse
@@ -12,25 +13,25 @@ import functools
 import os
 import sys
 
-from runqy import defaults
-from runqy.cli import auth, configs, queues, serve, tasks, vaults, workers
-from runqy.cli.credentials import resolve
-from runqy.cli.errors import EXIT_CODES, INTERRUPTED, OK, USAGE, Refused, UsageError
+from runqy.cli import auth, completion, configs, queues, serve, status, tasks, vaults, workers
+from runqy.cli.credentials import connect, resolve
+from runqy.cli.errors import EXIT_CODES, INTERRUPTED, OK, USAGE, CliError
 from runqy.cli.output import report
-from runqy.cli.parsing import Commands, global_options, usage
-from runqy.client import AdminClient, ClientError
+from runqy.cli.parsing import Commands, Parser, global_options, usage
+from runqy.client import ClientError
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="runqy", description="The runqy admin CLI: manage a runqy server over HTTP.",
-                                   epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root = Parser(prog="runqy", description="The runqy admin CLI: manage a runqy server over HTTP.",
+                  epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     global_options(root, None)
     root.set_defaults(run=functools.partial(usage, root), remote=False)
     commands = Commands(root)
-    for noun in (queues, tasks, workers, configs, vaults, auth, serve):
+    for noun in (status, queues, tasks, workers, configs, vaults, auth, serve):
         noun.register(commands)
+    completion.register(commands, root)
     return root
 
 
@@ -44,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.remote:
             return args.run(args)
         url, key, _ = resolve(args)
-        with AdminClient(url, key, timeout=args.request_timeout or defaults.CLI_TIMEOUT) as client:
+        with connect(args, url, key) as client:
             return args.run(args, client)
-    except (ClientError, UsageError, Refused) as exc:
+    except (ClientError, CliError) as exc:
         return report(exc)
     except KeyboardInterrupt:
         return INTERRUPTED

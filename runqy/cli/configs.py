@@ -6,16 +6,19 @@ from typing import Any
 
 from runqy import defaults
 from runqy.cli.errors import OK, REFUSED, Refused, UsageError
-from runqy.cli.output import emit, eprint, listing
+from runqy.cli.output import emit, fail, listing
 from runqy.cli.parsing import Commands, positive_int
 from runqy.client import AdminClient, ServerRefused
 
 
 def register(commands: Commands) -> None:
     config = commands.group("config", "queue configurations")
-    config.command("list", config_list, "list the queue configurations")
-    config.command("reload", config_reload, "make the server re-read its YAML directory")
-    p = config.command("create", config_create, "create queue configs from a YAML file or from flags")
+    config.command("list", config_list, "list the queue configurations", example="runqy config list")
+    config.command("reload", config_reload, "make the server re-read its YAML directory", example="runqy config reload")
+    p = config.command("create", config_create, "create queue configs from a YAML file or from flags",
+                       example=("runqy config create -f queues.yaml --force",
+                                "runqy config create --name resize --git-url https://github.com/example/resize.git "
+                                "--startup-cmd 'python main.py'"))
     p.add_argument("-f", "--file", help="YAML file: a 'queues:' map as in config/*.yaml, or one queue with 'name:'")
     p.add_argument("--name", help="queue name")
     p.add_argument("--priority", type=positive_int, help="queue priority (default %d)" % defaults.PRIORITY)
@@ -25,11 +28,12 @@ def register(commands: Commands) -> None:
     p.add_argument("--mode", choices=("long_running", "one_shot"), help="default %s" % defaults.MODE)
     p.add_argument("--code-path", help="directory of the code inside the repository")
     p.add_argument("--force", action="store_true", help="replace configs that exist")
-    p = config.command("remove", config_remove, "delete a queue configuration (its tasks stay)")
+    p = config.command("remove", config_remove, "delete a queue configuration (its tasks stay)",
+                       example="runqy config remove resize")
     p.add_argument("config_name", nargs="?", metavar="NAME")
     p.add_argument("--name", dest="name_flag", help=argparse.SUPPRESS)
     p = config.command("validate", config_validate, "check a directory of YAML configs locally (no server)",
-                       remote=False)
+                       remote=False, example=("runqy config validate", "runqy config validate --dir /etc/runqy"))
     p.add_argument("--dir", default=defaults.CONFIG_DIR,
                    help="directory of *.yaml files (default %s)" % defaults.CONFIG_DIR)
 
@@ -49,7 +53,8 @@ def config_reload(args: argparse.Namespace, client: AdminClient) -> int:
     emit(args, answer, _show_reloaded)
     errors = [m for _, messages in sorted(answer.get("errors", {}).items()) for m in messages]
     if errors:
-        eprint("", "Errors (%d):" % len(errors), *("  - " + e for e in errors))
+        fail(errors, "A file with errors changed nothing: fix it in the server's config directory and run "
+                     "'runqy config reload' again.")
         return REFUSED
     return OK
 
@@ -58,6 +63,9 @@ def _show_reloaded(answer: dict) -> None:
     print("Reloaded %d queue configuration(s):" % answer["count"])
     for name in answer["loaded"]:
         print("  - %s" % name)
+
+
+_FILE_HINT = "-f names a YAML file: a 'queues:' map of queue configs as in config/*.yaml, or one queue with 'name:'."
 
 
 def _configs_from_file(path: Path) -> list[dict[str, Any]]:
@@ -71,7 +79,7 @@ def _configs_from_file(path: Path) -> list[dict[str, Any]]:
     from runqy.errors import ConfigError
 
     if not path.is_file():
-        raise UsageError("%s is not a file" % path)
+        raise UsageError("%s is not a file" % path, hint=_FILE_HINT)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         if isinstance(document, dict) and "queues" in document:
@@ -81,10 +89,11 @@ def _configs_from_file(path: Path) -> list[dict[str, Any]]:
             config.queue_from_body(document)
             return [document]
     except ConfigError as exc:
-        raise Refused(*("%s: %s" % (path, m) if not m.startswith(str(path)) else m for m in exc.messages)) from None
+        raise Refused(*("%s: %s" % (path, m) if not m.startswith(str(path)) else m for m in exc.messages),
+                      hint="Nothing was created: fix the file and run the command again.") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise Refused("%s: cannot read YAML: %s" % (path, " ".join(str(exc).split()))) from None
-    raise Refused("%s: expected a 'queues:' map of queue configs, or one queue config with 'name:'" % path)
+        raise Refused("%s: cannot read YAML: %s" % (path, " ".join(str(exc).split())), hint=_FILE_HINT) from None
+    raise Refused("%s: not a queue config file" % path, hint=_FILE_HINT)
 
 
 _INLINE = (("name", "--name"), ("priority", "--priority"), ("git_url", "--git-url"), ("branch", "--branch"),
@@ -123,7 +132,7 @@ def config_create(args: argparse.Namespace, client: AdminClient) -> int:
             errors += ["%s: %s" % (body["name"], m) for m in exc.messages]
     emit(args, answers, _show_created)
     if errors:
-        eprint("Errors (%d):" % len(errors), *("  - " + e for e in errors))
+        fail(errors, "The configs with errors were not created: fix them and run the command again.")
         return REFUSED
     return OK
 
@@ -151,7 +160,10 @@ def config_validate(args: argparse.Namespace) -> int:
 
     root = Path(args.dir)
     if not root.is_dir():
-        raise UsageError("%s is not a directory" % root)
+        raise UsageError("%s is not a directory (looked in %s%s)"
+                         % (root, root.absolute(), ", the default" if args.dir == defaults.CONFIG_DIR else ""),
+                         hint="Point it at the directory of your queue configs' *.yaml files: "
+                              "runqy config validate --dir DIR")
     queues, failures = config.load_dir(root)
     answer = {"valid": not failures, "queues": queues, "errors": failures}
     emit(args, answer, lambda _: _show_checked(root, answer))
@@ -164,8 +176,9 @@ def _show_checked(root: Path, answer: dict) -> None:
 
     queues, failures = answer["queues"], answer["errors"]
     if failures:
-        eprint(*(m for _, messages in sorted(failures.items()) for m in messages))
-        eprint("Validation failed: %d file(s) with errors." % len(failures))
+        fail((m for _, messages in sorted(failures.items()) for m in messages),
+             "Validation failed: %d file(s) with errors. Fix them and run 'runqy config validate' again."
+             % len(failures))
     elif not queues:
         print("No queue configurations found in %s." % root)
     else:

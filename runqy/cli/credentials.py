@@ -9,9 +9,10 @@ from typing import Any
 
 from runqy import defaults
 from runqy.cli.errors import UsageError
-from runqy.client import normalize_url
+from runqy.client import AdminClient, normalize_url
 
 CREDENTIALS_FILE = "credentials.json"
+_REWRITE = "Fix the file, or delete it and save the profiles again with 'runqy login'."
 
 
 class Credentials:
@@ -36,9 +37,9 @@ class Credentials:
         except FileNotFoundError:
             return {"servers": {}, "current": None}
         except (OSError, ValueError) as exc:
-            raise UsageError("cannot read %s: %s" % (self.path, exc)) from None
+            raise UsageError("cannot read %s: %s" % (self.path, exc), hint=_REWRITE) from None
         if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
-            raise UsageError("%s is not a runqy credentials file (no 'servers' map)" % self.path)
+            raise UsageError("%s is not a runqy credentials file (no 'servers' map)" % self.path, hint=_REWRITE)
         data.setdefault("current", None)
         return data
 
@@ -59,6 +60,11 @@ class Credentials:
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
+
+
+def connect(args: argparse.Namespace, url: str, key: str) -> AdminClient:
+    """The admin client of ``url`` with ``key``, waiting ``--request-timeout`` seconds for an answer."""
+    return AdminClient(url, key, timeout=args.request_timeout or defaults.CLI_TIMEOUT)
 
 
 def resolve(args: argparse.Namespace) -> tuple[str, str, str]:

@@ -1,7 +1,8 @@
 """What the CLI prints: the server's answer as JSON or for people, --watch frames, errors.
 
 Every command that shows an answer goes through :func:`emit`, so ``--json`` means the
-same thing everywhere: the answer, indented, and nothing else on stdout.
+same thing everywhere: the answer, indented, and nothing else on stdout; every error
+goes through :func:`fail`.
 """
 
 import argparse
@@ -11,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
-from runqy.cli.errors import OK, REFUSED, UNREACHABLE, USAGE, Refused, UsageError
+from runqy.cli.errors import OK, REFUSED, SERVER_FROM, UNREACHABLE, UNREACHABLE_HINT, USAGE, CliError, next_step
 from runqy.client import ClientError, InvalidServer, ServerRefused
 
 #: ANSI: cursor home, clear screen — what ``watch`` does between frames.
@@ -43,12 +44,13 @@ def table(headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
-def listing(items: Sequence[Any], empty: str, headers: Sequence[str], row: Callable[[Any], Iterable[Any]]) -> None:
-    """A table of one ``row`` per item, or the sentence ``empty`` when there are none."""
+def listing(items: Sequence[Any], empty: str, headers: Sequence[str], row: Callable[[Any], Iterable[Any]],
+            footer: Iterable[Iterable[Any]] = ()) -> None:
+    """A table of one ``row`` per item and then the ``footer`` rows, or the sentence ``empty`` when there are none."""
     if not items:
         print(empty)
     else:
-        table(headers, (row(item) for item in items))
+        table(headers, [*(row(item) for item in items), *footer])
 
 
 def labelled(pairs: list[tuple[str, Any]], indent: str = "") -> None:
@@ -119,18 +121,23 @@ def watching(args: argparse.Namespace, title: str, draw: Callable[[], int]) -> i
         return OK
 
 
+def fail(messages: Iterable[str], hint: str = "") -> None:
+    """How every error goes out: ``Error: ...`` lines on stderr, then what to do next."""
+    eprint(*("Error: %s" % m for m in messages))
+    if hint:
+        eprint(hint)
+
+
 def report(exc: BaseException) -> int:
-    """Print an error on stderr; its exit code."""
+    """Print a failure on stderr; its exit code."""
+    if isinstance(exc, CliError):
+        fail(exc.messages, exc.hint)
+        return exc.code
     if isinstance(exc, ServerRefused):
-        eprint(*("Error: %s" % m for m in exc.messages))
-        if exc.status == 401:
-            eprint("The API key comes from -k/--api-key, RUNQY_API_KEY or the profile saved by 'runqy login'.")
+        fail(exc.messages, next_step(exc.status, exc.messages))
         return REFUSED
-    if isinstance(exc, Refused):
-        eprint(*("Error: %s" % m for m in exc.messages))
-        return REFUSED
-    if isinstance(exc, (UsageError, InvalidServer)):
-        eprint("runqy: error: %s" % exc)
+    if isinstance(exc, InvalidServer):
+        fail([str(exc)], "The server comes from %s." % SERVER_FROM)
         return USAGE
-    eprint("Error: %s" % exc)
+    fail([str(exc)], UNREACHABLE_HINT)
     return UNREACHABLE

@@ -9,10 +9,11 @@ import functools
 import re
 import sys
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from runqy import __version__, defaults
 from runqy.cli.errors import EXIT_CODES, USAGE
+from runqy.cli.output import fail
 
 
 def _whole(text: str) -> int:
@@ -93,6 +94,16 @@ def global_options(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("-v", "--version", action="version", version="runqy %s" % __version__)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors go out as every other error does (its commands' too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        fail([message], "'%s -h' %s." % (self.prog, "lists its commands" if self._subparsers else
+                                          "shows its arguments and an example"))
+        sys.exit(USAGE)
+
+
 def usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """What a command group without its verb runs: its help, on stderr."""
     parser.print_help(sys.stderr)
@@ -131,12 +142,14 @@ class Commands:
         parser.set_defaults(run=functools.partial(usage, parser), remote=False)
         return Commands(parser, (self._common, self._json, self._watch))
 
-    def command(self, name: str, run: Callable[..., int], help_: str, *, remote: bool = True,
-                json_out: bool = True, watchable: bool = False, example: str = "") -> argparse.ArgumentParser:
-        """One command; its parser, for the arguments of its own. ``example`` ends its --help."""
+    def command(self, name: str, run: Callable[..., int], help_: str, *, example: str | tuple[str, ...],
+                remote: bool = True, json_out: bool = True, watchable: bool = False) -> argparse.ArgumentParser:
+        """One command; its parser, for the arguments of its own. Its --help ends with ``example`` (one or two)."""
+        examples = (example,) if isinstance(example, str) else example
         parents = [self._common] + ([self._json] if json_out else []) + ([self._watch] if watchable else [])
         parser = self._verbs.add_parser(name, help=help_, description=help_, parents=parents,
-                                        epilog="example:\n  %s" % example if example else None,
+                                        epilog="example%s:\n%s" % ("s" if len(examples) > 1 else "",
+                                                                    "\n".join("  " + e for e in examples)),
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.set_defaults(run=run, remote=remote)
         return parser

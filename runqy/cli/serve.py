@@ -13,7 +13,8 @@ GUNICORN = ("-m", "gunicorn", "-c", "python:runqy.gunicorn_conf", "runqy.wsgi:ap
 
 def register(commands: Commands) -> None:
     p = commands.command("serve", serve, "start the server with gunicorn (settings: runqy/gunicorn_conf.py)",
-                         remote=False, json_out=False)
+                         remote=False, json_out=False,
+                         example=("runqy serve", "runqy serve -- --workers 4"))
     p.add_argument("gunicorn_args", nargs="*", metavar="-- GUNICORN_ARGS", help="passed on to gunicorn after --")
 
 

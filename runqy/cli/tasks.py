@@ -10,14 +10,15 @@ from runqy import defaults
 from runqy.cli.errors import OK, UsageError
 from runqy.cli.output import cut, duration, emit, labelled, pretty, table, watching
 from runqy.cli.parsing import Commands, duration_secs, int_between, point_in_time, positive_int
-from runqy.client import AdminClient
+from runqy.client import AdminClient, ClientError
 from runqy.states import FINAL_STATES, TASK_STATES
 
 
 def register(commands: Commands) -> None:
     task = commands.group("task", "tasks: enqueue, list, get, run, cancel, delete")
     p = task.command("enqueue", task_enqueue, "enqueue one task, to run now or later",
-                     example="runqy task enqueue -q inference.high -p '{\"n\": 1}' --delay 5m --unique-for 1h")
+                     example=("runqy task enqueue -q inference.high -p '{\"prompt\": \"hi\"}'",
+                              "runqy task enqueue -q inference.high -p @job.json --delay 5m --unique-for 1h"))
     p.add_argument("-q", "--queue", required=True, help="queue name (parent or parent.sub)")
     p.add_argument("-p", "--payload", default="{}", metavar="PAYLOAD",
                    help="JSON payload: inline, @file.json, or - for stdin (default {})")
@@ -32,7 +33,9 @@ def register(commands: Commands) -> None:
                    help="refuse a task with the same queue and payload for this long (at most 30d)")
     p.add_argument("--idempotency-key", metavar="KEY",
                    help="the server enqueues once per key: a repeated request answers with the same task")
-    p = task.command("list", task_list, "list the tasks of a queue in one state, oldest first", watchable=True)
+    p = task.command("list", task_list, "list the tasks of a queue in one state, oldest first", watchable=True,
+                     example=("runqy task list inference.high",
+                              "runqy task list inference.high --state archived -l 50"))
     p.add_argument("queue")
     p.add_argument("--state", choices=TASK_STATES, default=defaults.TASK_STATE,
                    help="default %s" % defaults.TASK_STATE)
@@ -48,10 +51,15 @@ def register(commands: Commands) -> None:
                      example="runqy task run inference.high 3f2c9a1e-...")
     p.add_argument("queue")
     p.add_argument("task_id")
-    task.command("cancel", task_cancel, "cancel a task that has not finished").add_argument("task_id")
-    p = task.command("delete", task_delete, "delete a task that is not running")
+    task.command("cancel", task_cancel, "cancel a task that has not finished",
+                 example="runqy task cancel 3f2c9a1e-...").add_argument("task_id")
+    p = task.command("delete", task_delete, "delete a task that is not running",
+                     example="runqy task delete inference.high 3f2c9a1e-...")
     p.add_argument("queue")
     p.add_argument("task_id")
+
+
+_PAYLOAD_HINT = "-p takes JSON inline ('{\"n\": 1}', quoted for the shell), @file.json, or - for stdin."
 
 
 def read_payload(spec: str) -> Any:
@@ -64,25 +72,25 @@ def read_payload(spec: str) -> Any:
             text = Path(source).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or exc
-            raise UsageError("cannot read payload file %s: %s" % (source, reason)) from None
+            raise UsageError("cannot read payload file %s: %s" % (source, reason), hint=_PAYLOAD_HINT) from None
     else:
         text, source = spec, "--payload"
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError("invalid JSON payload (%s): %s at line %d column %d"
-                         % (source, exc.msg, exc.lineno, exc.colno)) from None
+                         % (source, exc.msg, exc.lineno, exc.colno), hint=_PAYLOAD_HINT) from None
 
 
 def task_enqueue(args: argparse.Namespace, client: AdminClient) -> int:
     answer = client.enqueue(args.queue, read_payload(args.payload), args.timeout_secs, delay=args.delay,
                             process_at=args.process_at, unique_for=args.unique_for,
                             idempotency_key=args.idempotency_key)
-    emit(args, answer, _show_enqueued)
+    emit(args, answer, lambda a: _show_enqueued(a, client))
     return OK
 
 
-def _show_enqueued(answer: dict) -> None:
+def _show_enqueued(answer: dict, client: AdminClient) -> None:
     info = answer["info"]
     lines = [("ID", info["id"]), ("Queue", info["queue"]), ("State", info["state"])]
     if info["state"] == "scheduled":
@@ -91,6 +99,17 @@ def _show_enqueued(answer: dict) -> None:
     else:
         print("Task enqueued successfully!")
     labelled(lines, indent="  ")
+    if _paused(client, info["queue"]):
+        print("\nQueue '%s' is paused: %sthe task is held until the queue is unpaused (runqy queue unpause %s)."
+              % (info["queue"], "when due, " if info["state"] == "scheduled" else "", info["queue"]))
+
+
+def _paused(client: AdminClient, queue: str) -> bool:
+    """Whether ``queue`` is paused; a queue that cannot be read now is taken as not (the task is enqueued)."""
+    try:
+        return client.queue(queue)["paused"]
+    except ClientError:
+        return False
 
 
 #: ``task list``'s columns after ID and TYPE, by state: what tells the tasks of that state apart.

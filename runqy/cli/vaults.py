@@ -11,24 +11,30 @@ from runqy.client import AdminClient
 
 def register(commands: Commands) -> None:
     vault = commands.group("vault", "vaults of secrets handed to workers")
-    vault.command("list", vault_list, "list the vaults")
-    p = vault.command("create", vault_create, "create a vault")
+    vault.command("list", vault_list, "list the vaults", example="runqy vault list")
+    p = vault.command("create", vault_create, "create a vault",
+                      example="runqy vault create ml-keys -d 'model API keys'")
     p.add_argument("vault", metavar="NAME")
     p.add_argument("-d", "--description", default="", help="what the vault is for")
-    p = vault.command("show", vault_show, "show a vault and its entries (secrets masked)")
+    p = vault.command("show", vault_show, "show a vault and its entries (secrets masked)",
+                      example="runqy vault show ml-keys")
     p.add_argument("vault", metavar="NAME")
-    p = vault.command("delete", vault_delete, "delete a vault and all its entries (asks first)")
+    p = vault.command("delete", vault_delete, "delete a vault and all its entries (asks first)",
+                      example=("runqy vault delete ml-keys", "runqy vault delete ml-keys --force"))
     p.add_argument("vault", metavar="NAME")
     p.add_argument("--force", action="store_true", help="do not ask for confirmation")
-    p = vault.command("set", vault_set, "create or replace an entry")
+    p = vault.command("set", vault_set, "create or replace an entry",
+                      example=("runqy vault set ml-keys OPENAI_API_KEY sk-...",
+                               "runqy vault set ml-keys LOG_LEVEL debug --no-secret"))
     p.add_argument("vault", metavar="VAULT")
     p.add_argument("key", metavar="KEY")
     p.add_argument("value", metavar="VALUE", help="the value, or - to read it from stdin")
     p.add_argument("--no-secret", action="store_true", help="store it as not secret: shown unmasked")
-    p = vault.command("unset", vault_unset, "remove an entry")
+    p = vault.command("unset", vault_unset, "remove an entry", example="runqy vault unset ml-keys LOG_LEVEL")
     p.add_argument("vault", metavar="VAULT")
     p.add_argument("key", metavar="KEY")
-    p = vault.command("entries", vault_entries, "list a vault's entries (secrets masked)")
+    p = vault.command("entries", vault_entries, "list a vault's entries (secrets masked)",
+                      example="runqy vault entries ml-keys")
     p.add_argument("vault", metavar="VAULT")
 
 

@@ -12,8 +12,9 @@ from runqy.client import AdminClient
 
 def register(commands: Commands) -> None:
     worker = commands.group("worker", "workers, from their heartbeats")
-    worker.command("list", worker_list, "list the workers")
-    worker.command("info", worker_info, "show one worker with its recent log lines").add_argument("worker_id")
+    worker.command("list", worker_list, "list the workers", example="runqy worker list")
+    worker.command("info", worker_info, "show one worker with its recent log lines",
+                   example="runqy worker info gpu-host-1:4242").add_argument("worker_id")
 
 
 def worker_list(args: argparse.Namespace, client: AdminClient) -> int:

@@ -37,6 +37,7 @@ def summary(name: str, subs: list[QueueStats]) -> dict[str, Any]:
     out["latency_seconds"] = max(s.latency_seconds for s in subs)
     priorities = [s.priority for s in subs if s.priority is not None]
     out["priority"] = max(priorities) if priorities else None
+    out["configured"] = any(s.configured for s in subs)  # a parent's config names at least one of them
     return out
 
 

@@ -67,8 +67,10 @@ class Queues:
             since = to_int(reply[12])
             if since > 1e12:
                 since //= 10**9
+            # a config gives each of its sub-queues a priority; a queue only asynq:queues names has none
             stats.append(QueueStats(q, priority, *counts[:7], bool(counts[7]), *counts[8:],
-                                    latency_seconds=max(0, now - since) if since else 0))
+                                    latency_seconds=max(0, now - since) if since else 0,
+                                    configured=priority is not None))
         return stats
 
     def page(self, limit: int, offset: int = 0) -> tuple[int, list[QueueStats]]:

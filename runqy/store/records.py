@@ -150,6 +150,8 @@ class QueueStats(Record):
     processed_today: int
     failed_today: int
     latency_seconds: int
+    #: a queue config names it; else only ``asynq:queues`` does (its config removed, or never made)
+    configured: bool
 
 
 def parse_go_map(text: str) -> list[dict[str, Any]]:

@@ -24,8 +24,8 @@ COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "comple
 
 
 def stats(**given) -> dict:
-    """A queue's expected statistics: zeros except what is ``given``."""
-    return {**{field: 0 for field in COUNTS}, "paused": False, "latency_seconds": 0, **given}
+    """A queue's expected statistics: zeros except what is ``given``; configured unless told."""
+    return {**{field: 0 for field in COUNTS}, "paused": False, "latency_seconds": 0, "configured": True, **given}
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ def test_queue_list_reports_every_statistic_of_configured_and_unconfigured_queue
                                 latency_seconds=42, priority=10),
         "inference.low": stats(priority=2),
         "simple.default": stats(held=1, paused=True, priority=1),
-        "legacy.jobs": stats(pending=1, processed=1, latency_seconds=5, priority=None),
+        "legacy.jobs": stats(pending=1, processed=1, latency_seconds=5, priority=None, configured=False),
     }
     assert ids_in(r, keys.pending("inference.high"))[0] == oldest
 
@@ -154,7 +154,7 @@ def test_parent_queue_detail_sums_its_sub_queues_and_shows_its_config(admin, r, 
 
     assert result.status_code == 200, result.text
     body = result.json
-    assert {k: body[k] for k in (*COUNTS, "paused", "latency_seconds", "name")} == {
+    assert {k: body[k] for k in (*COUNTS, "paused", "latency_seconds", "configured", "name")} == {
         **stats(pending=2, active=1, retry=1, processed=11, failed_today=3, latency_seconds=90), "name": "inference"}
     assert [(s["name"], s["priority"], s["pending"], s["processed"]) for s in body["sub_queues"]] == [
         ("inference.high", 10, 1, 5), ("inference.low", 2, 1, 6)]
@@ -186,7 +186,31 @@ def test_unconfigured_queue_detail_has_no_config(admin, r):
 
     body = admin.simulate_get("/api/cli/queues/legacy.jobs", headers=ADMIN).json
 
-    assert (body["archived"], body["priority"], body["config"]) == (1, None, None)
+    assert (body["archived"], body["priority"], body["config"], body["configured"]) == (1, None, None, False)
+
+
+def test_after_its_config_is_deleted_a_queue_with_tasks_is_listed_as_unconfigured(admin, r):
+    enqueue(admin, "simple", 1)
+    assert admin.simulate_delete("/api/cli/configs/simple", headers=ADMIN).status_code == 200
+
+    listed = {q["name"]: q for q in admin.simulate_get("/api/cli/queues", headers=ADMIN).json["queues"]}
+    detail = admin.simulate_get("/api/cli/queues/simple", headers=ADMIN).json
+
+    assert {name: q["configured"] for name, q in listed.items()} == {
+        "inference.high": True, "inference.low": True, "simple.default": False}
+    assert (listed["simple.default"]["pending"], listed["simple.default"]["priority"]) == (1, None)
+    assert (detail["configured"], detail["config"], detail["sub_queues"][0]["configured"]) == (False, None, False)
+    assert r.llen(keys.pending("simple.default")) == 1
+
+
+def test_a_parent_is_configured_while_a_stray_sub_queue_of_it_is_not(admin, r):
+    seed_task(r, "inference.default", "pending")  # only asynq:queues names it
+
+    body = admin.simulate_get("/api/cli/queues/inference", headers=ADMIN).json
+
+    assert body["configured"] is True
+    assert [(s["name"], s["configured"]) for s in body["sub_queues"]] == [
+        ("inference.default", False), ("inference.high", True), ("inference.low", True)]
 
 
 @pytest.mark.parametrize("name", ["nosuch", "inference.nosuch", "nosuch.default", "simple.high"])

@@ -1,11 +1,13 @@
-"""What the CLI tests share: running a command in-process, enqueueing through it, reading its tables."""
+"""What the CLI tests share: running a command in-process, enqueueing through it, reading its tables,
+the command tree."""
 
+import argparse
 import base64
 import json
 import os
 import sys
 
-from runqy.cli import main
+from runqy.cli import build_parser, main
 from tests.conftest import free_port
 
 #: The vault master key of the tests' server, so that a test can decrypt what Redis holds.
@@ -40,3 +42,15 @@ def bin_env(**extra: str) -> dict:
     """The environment of a bin/ script run by a test: none of the session's RUNQY_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNQY_")}
     return {**env, "PYTHON": sys.executable, **extra}
+
+
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [path]
+    return [words for group in groups for name, child in group.choices.items()
+            for words in _commands(child, path + (name,))]
+
+
+#: The words of every command of the CLI (``("queue", "list")``), groups left out.
+COMMANDS = _commands(build_parser())

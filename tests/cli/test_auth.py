@@ -7,29 +7,74 @@ import sys
 
 from runqy import defaults, keys
 from tests.cli.helpers import cli, nowhere
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, WORKER_KEY
 
 SECRET_KEY = "adm-0123456789-secret-zz"
 
 
-def test_login_saves_the_profile_in_a_0700_directory_and_a_0600_file(capsys, tmp_path):
-    code, out, _ = cli(capsys, "login", "-s", "https://runqy.example.com:3000/", "-k", SECRET_KEY)
+def save(capsys, server: str, key: str, name: str = defaults.CLI_PROFILE) -> None:
+    """A profile saved as login saves it, without a server to check the key with."""
+    assert cli(capsys, "login", "-s", server, "-k", key, "-n", name, "--no-check")[0] == 0
 
-    assert (code, out) == (0, 'Logged in to https://runqy.example.com:3000 (saved as "%s")\n' % defaults.CLI_PROFILE)
+
+def test_login_checks_the_key_and_saves_the_profile_in_a_0700_directory_and_a_0600_file(url, capsys, tmp_path):
+    code, out, _ = cli(capsys, "login", "-s", url + "/", "-k", ADMIN_KEY)
+
+    assert (code, out) == (0, 'Logged in to %s (saved as "%s")\n' % (url, defaults.CLI_PROFILE))
     home = tmp_path / "runqy-home"
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert stat.S_IMODE((home / "credentials.json").stat().st_mode) == 0o600
     assert json.loads((home / "credentials.json").read_text()) == {
-        "servers": {defaults.CLI_PROFILE: {"url": "https://runqy.example.com:3000", "api_key": SECRET_KEY}},
-        "current": defaults.CLI_PROFILE}
+        "servers": {defaults.CLI_PROFILE: {"url": url, "api_key": ADMIN_KEY}}, "current": defaults.CLI_PROFILE}
     assert os.listdir(home) == ["credentials.json"]  # the temporary file was renamed into place
+
+
+def test_login_with_a_wrong_key_exits_1_and_saves_nothing(url, capsys, tmp_path):
+    save(capsys, "http://a.example", "key-a-123", "a")
+    before = (tmp_path / "runqy-home" / "credentials.json").read_text()
+
+    code, out, err = cli(capsys, "login", "-s", url, "-k", "not-the-key", "-n", "local")
+
+    assert (code, out) == (1, "")
+    assert err == "Error: invalid API key\nNothing was saved. Log in with the server's admin key (its RUNQY_API_KEY).\n"
+    assert (tmp_path / "runqy-home" / "credentials.json").read_text() == before
+
+
+def test_login_with_a_key_that_is_not_the_admin_key_exits_1_and_saves_nothing(url, capsys, tmp_path):
+    code, out, err = cli(capsys, "login", "-s", url, "-k", WORKER_KEY)
+
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: ") and "Nothing was saved" in err
+    assert not (tmp_path / "runqy-home").exists()
+
+
+def test_login_to_a_server_that_does_not_listen_exits_3_saves_nothing_and_says_how_to_save_anyway(capsys, tmp_path):
+    server = nowhere()
+
+    code, out, err = cli(capsys, "login", "-s", server, "-k", SECRET_KEY)
+
+    assert (code, out) == (3, "")
+    first, hint = err.splitlines()
+    assert first.startswith("Error: cannot reach the runqy server at %s: " % server)
+    assert hint == "Nothing was saved. Check the URL. To save the profile without asking the server, add --no-check."
+    assert not (tmp_path / "runqy-home").exists()
+
+
+def test_login_no_check_saves_without_asking_the_server(capsys, tmp_path):
+    server = nowhere()
+
+    code, out, err = cli(capsys, "login", "-s", server, "-k", SECRET_KEY, "--no-check")
+
+    assert (code, out, err) == (0, 'Saved %s as "%s" without checking the key\n' % (server, defaults.CLI_PROFILE), "")
+    saved = json.loads((tmp_path / "runqy-home" / "credentials.json").read_text())
+    assert saved["servers"][defaults.CLI_PROFILE] == {"url": server, "api_key": SECRET_KEY}
 
 
 def test_without_runqy_config_home_credentials_go_to_dot_runqy_in_home(capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("RUNQY_CONFIG_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
 
-    assert cli(capsys, "login", "-s", "runqy.example.com", "-k", SECRET_KEY, "-n", "prod")[0] == 0
+    save(capsys, "runqy.example.com", SECRET_KEY, "prod")
 
     path = tmp_path / defaults.CLI_HOME / "credentials.json"
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -38,8 +83,8 @@ def test_without_runqy_config_home_credentials_go_to_dot_runqy_in_home(capsys, m
 
 
 def test_auth_status_and_list_show_keys_masked(capsys):
-    cli(capsys, "login", "-s", "http://prod.example:3000", "-k", SECRET_KEY, "-n", "prod")
-    cli(capsys, "login", "-s", "http://staging.example:3000", "-k", "staging-key-42", "-n", "staging")
+    save(capsys, "http://prod.example:3000", SECRET_KEY, "prod")
+    save(capsys, "http://staging.example:3000", "staging-key-42", "staging")
 
     code, out, _ = cli(capsys, "auth", "status")
     assert code == 0
@@ -59,7 +104,7 @@ def test_auth_status_and_list_show_keys_masked(capsys):
 
 
 def test_auth_status_names_a_flag_or_variable_that_overrides_the_profile(capsys, monkeypatch):
-    cli(capsys, "login", "-s", "http://prod.example:3000", "-k", SECRET_KEY)
+    save(capsys, "http://prod.example:3000", SECRET_KEY)
     monkeypatch.setenv("RUNQY_SERVER", "http://other.example:3000")
 
     _, out, _ = cli(capsys, "auth", "status")
@@ -68,21 +113,22 @@ def test_auth_status_names_a_flag_or_variable_that_overrides_the_profile(capsys,
 
 
 def test_auth_switch_changes_the_current_profile(capsys, tmp_path):
-    cli(capsys, "login", "-s", "http://a.example", "-k", "key-a-123", "-n", "a")
-    cli(capsys, "login", "-s", "http://b.example", "-k", "key-b-123", "-n", "b")
+    save(capsys, "http://a.example", "key-a-123", "a")
+    save(capsys, "http://b.example", "key-b-123", "b")
 
     assert cli(capsys, "auth", "switch", "a") == (0, 'Switched to "a"\nURL: http://a.example\n', "")
     assert json.loads((tmp_path / "runqy-home" / "credentials.json").read_text())["current"] == "a"
 
     code, _, err = cli(capsys, "auth", "switch", "c")
     assert code == 1
-    assert err == "Error: no saved server named 'c' (saved: a, b)\n"
+    assert err == ("Error: no saved server named 'c' (saved: a, b)\n"
+                   "'runqy login -s URL -n c' saves a profile under that name.\n")
 
 
 def test_logout_removes_the_current_profile_or_all_of_them(capsys, tmp_path):
     path = tmp_path / "runqy-home" / "credentials.json"
-    cli(capsys, "login", "-s", "http://a.example", "-k", "key-a-123", "-n", "a")
-    cli(capsys, "login", "-s", "http://b.example", "-k", "key-b-123", "-n", "b")
+    save(capsys, "http://a.example", "key-a-123", "a")
+    save(capsys, "http://b.example", "key-b-123", "b")
 
     assert cli(capsys, "logout") == (0, 'Logged out from "b"\n', "")
     assert json.loads(path.read_text()) == {"servers": {"a": {"url": "http://a.example", "api_key": "key-a-123"}},
@@ -110,7 +156,7 @@ def test_login_without_a_key_and_without_a_terminal_is_a_usage_error(capsys, mon
 def test_login_takes_the_key_from_runqy_api_key(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("RUNQY_API_KEY", "from-the-environment")
 
-    assert cli(capsys, "login", "-s", "http://a.example")[0] == 0
+    assert cli(capsys, "login", "-s", "http://a.example", "--no-check")[0] == 0
 
     saved = json.loads((tmp_path / "runqy-home" / "credentials.json").read_text())
     assert saved["servers"][defaults.CLI_PROFILE]["api_key"] == "from-the-environment"
@@ -129,7 +175,7 @@ def test_a_corrupt_credentials_file_is_a_usage_error_naming_it(capsys, tmp_path)
 
 def test_the_saved_profile_names_the_server_that_is_called(capsys):
     server = nowhere()
-    cli(capsys, "login", "-s", server, "-k", "key-123")
+    save(capsys, server, "key-123")
 
     code, _, err = cli(capsys, "queue", "list")
 

@@ -127,7 +127,8 @@ def test_config_validate_of_a_bad_directory_names_file_queue_and_field_and_exits
     assert (code, out) == (1, "")
     assert "%s: queue 'b': field 'mode'" % (tmp_path / "bad.yaml") in err
     assert "startup_cmd" in err
-    assert err.endswith("Validation failed: 1 file(s) with errors.\n")
+    assert err.startswith("Error: ")
+    assert err.endswith("\nValidation failed: 1 file(s) with errors. Fix them and run 'runqy config validate' again.\n")
 
 
 def test_config_validate_json_reports_queues_and_errors(capsys, tmp_path):
@@ -144,4 +145,15 @@ def test_config_validate_of_a_missing_directory_is_a_usage_error(capsys, tmp_pat
     code, _, err = cli(capsys, "config", "validate", "--dir", str(tmp_path / "nope"))
 
     assert code == 2
-    assert "is not a directory" in err
+    assert err.startswith("Error: %s is not a directory (looked in %s)\n" % (tmp_path / "nope", tmp_path / "nope"))
+
+
+def test_config_validate_outside_a_checkout_names_the_directory_it_looked_in_and_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    code, out, err = cli(capsys, "config", "validate")
+
+    assert (code, out) == (2, "")
+    assert err == ("Error: %s is not a directory (looked in %s, the default)\n"
+                   "Point it at the directory of your queue configs' *.yaml files: runqy config validate --dir DIR\n"
+                   % (defaults.CONFIG_DIR, tmp_path / defaults.CONFIG_DIR))

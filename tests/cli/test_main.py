@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from runqy import __version__, defaults, keys, protobuf
-from tests.cli.helpers import bin_env, cli, nowhere
-from tests.conftest import ADMIN_KEY, ROOT, Gunicorn, wait_for
+from runqy.cli.errors import UNREACHABLE_HINT
+from tests.cli.helpers import COMMANDS, bin_env, cli, nowhere
+from tests.conftest import ADMIN_KEY, ROOT, WORKER_KEY, Gunicorn, wait_for
 
 # --- usage -------------------------------------------------------------------------------
 
@@ -37,21 +38,28 @@ def test_help_is_printed_at_every_level(capsys, argv):
 def test_help_of_the_top_level_lists_every_command_and_the_exit_codes(capsys):
     _, out, _ = cli(capsys, "-h")
 
-    for noun in ("queue", "task", "worker", "config", "vault", "login", "logout", "auth", "serve"):
+    for noun in ("status", "queue", "task", "worker", "config", "vault", "login", "logout", "auth", "serve",
+                 "completion"):
         assert "\n    %s " % noun in out
     assert "3  the server cannot be reached" in out
 
 
-@pytest.mark.parametrize("argv", [
-    ["task", "enqueue"], ["task", "get"], ["task", "run"], ["queue", "run"],
-])
-def test_help_of_the_scheduling_and_run_again_commands_ends_with_an_example(capsys, argv):
+def test_the_command_tree_holds_every_verb_of_every_noun():
+    assert len(COMMANDS) == 33
+    assert {("status",), ("queue", "list"), ("vault", "entries"), ("auth", "switch"), ("completion",)} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
+def test_help_of_every_command_ends_with_one_or_two_examples_of_it(capsys, argv):
     code, out, _ = cli(capsys, *argv, "-h")
 
     assert code == 0
-    last_two = out.splitlines()[-2:]
-    assert last_two[0] == "example:"
-    assert last_two[1].startswith("  runqy %s " % " ".join(argv))
+    _, found, section = out.rpartition("\nexample")
+    lines = section.splitlines()
+    assert found and lines[0] in (":", "s:")
+    examples = lines[1:]
+    assert len(examples) == (2 if lines[0] == "s:" else 1)
+    assert all(line.startswith("  runqy %s" % " ".join(argv)) for line in examples), examples
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -88,6 +96,49 @@ def test_a_command_group_without_its_verb_prints_its_help_and_exits_2(capsys, ar
 
     assert (code, out) == (2, "")
     assert err.startswith("usage: runqy")
+
+
+def error_lines_then_a_hint(err: str) -> list[str]:
+    """The ``Error:`` lines of stderr, once it is checked that one line saying what to do next follows
+    them (after argparse's usage, for a usage error) and that nothing else says error."""
+    lines = err.splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
+    assert errors == list(range(errors[0], len(lines) - 1)), err
+    assert lines[-1].strip(), err
+    assert not any("error" in line.lower() for i, line in enumerate(lines) if i not in errors), err
+    return [lines[i] for i in errors]
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["task", "enqueue", "-p", "{}"], 2),  # argparse
+    (["queue", "nosuch"], 2),  # argparse, in a group
+    (["task", "enqueue", "-q", "q", "-p", "{"], 2),  # a payload
+    (["-s", "ftp://example.com", "queue", "list"], 2),  # the server URL
+    (["auth", "switch", "nosuch"], 1),  # a local check
+    (["config", "validate", "--dir", "/nonexistent/configs"], 2),
+    (["-s", "NOWHERE", "queue", "list"], 3),
+])
+def test_every_failure_goes_out_as_error_lines_then_what_to_do_next(capsys, argv, code):
+    argv = [nowhere() if word == "NOWHERE" else word for word in argv]
+
+    got, out, err = cli(capsys, *argv)
+
+    assert (got, out) == (code, "")
+    assert error_lines_then_a_hint(err)
+
+
+@pytest.mark.parametrize("argv, first", [
+    (["queue", "pause", "nosuch"], "Error: queue not found: nosuch"),
+    (["task", "get", "simple", "nosuch"], "Error: task not found: nosuch"),
+    (["-k", "wrong", "queue", "list"], "Error: invalid API key"),
+    (["-k", WORKER_KEY, "queue", "list"], "Error: "),
+    (["task", "list", "inference"], "Error: queue: inference has sub-queues"),
+])
+def test_every_refusal_of_the_server_goes_out_as_error_lines_then_what_to_do_next(url, capsys, argv, first):
+    code, out, err = cli(capsys, *argv)
+
+    assert (code, out) == (1, "")
+    assert error_lines_then_a_hint(err)[0].startswith(first)
 
 
 def test_a_server_url_that_is_not_http_is_a_usage_error(capsys):
@@ -128,7 +179,7 @@ def test_a_server_that_does_not_answer_in_time_exits_3(capsys):
         code, _, err = cli(capsys, "-s", server, "--request-timeout", "0.3", "queue", "pause", "simple")
 
     assert code == 3
-    assert err == "Error: the runqy server at %s did not answer within 0.3s\n" % server
+    assert err == "Error: the runqy server at %s did not answer within 0.3s\n%s\n" % (server, UNREACHABLE_HINT)
 
 
 def _requests_logged(server: Gunicorn, since: int, request_line: str) -> int:

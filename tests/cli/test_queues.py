@@ -17,12 +17,52 @@ def test_queue_list_prints_an_aligned_row_per_sub_queue(url, capsys, r):
 
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["QUEUE", "PENDING", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED", "PAUSED"]
+    assert lines[0].split() == ["QUEUE", "PENDING", "HELD", "ACTIVE", "SCHEDULED", "RETRY", "ARCHIVED", "COMPLETED",
+                                "PAUSED"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
-    assert rows["inference.high"] == ["2", "0", "0", "0", "0", "0", "no"]
-    assert rows["simple.default"] == ["0", "0", "0", "0", "0", "0", "no"]
+    assert rows["inference.high"] == ["2", "0", "0", "0", "0", "0", "0", "no"]
+    assert rows["simple.default"] == ["0", "0", "0", "0", "0", "0", "0", "no"]
     assert r.llen(keys.pending("inference.high")) == 2
     assert {tuple(column_starts(line)) for line in lines} == {tuple(column_starts(lines[0]))}
+
+
+def test_queue_list_shows_the_tasks_a_pause_holds_back_as_held_not_pending(url, capsys, r):
+    enqueue(capsys, "simple")
+    enqueue(capsys, "simple")
+    assert cli(capsys, "queue", "pause", "simple")[0] == 0
+    enqueue(capsys, "simple")  # enqueued while paused: held too
+
+    _, out, _ = cli(capsys, "queue", "list")
+
+    header, *rows = [line.split() for line in out.splitlines()]
+    simple = dict(zip(header, next(row for row in rows if row[0] == "simple.default")))
+    assert (simple["PENDING"], simple["HELD"], simple["PAUSED"]) == ("0", "3", "yes")
+    assert (r.llen(keys.pending("simple.default")), r.llen(keys.held("simple.default"))) == (0, 3)
+
+
+def test_after_config_remove_its_queue_is_marked_as_having_no_config(url, capsys, r):
+    enqueue(capsys, "simple")
+    assert cli(capsys, "config", "remove", "simple")[0] == 0
+
+    code, out, _ = cli(capsys, "queue", "list")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[3].split() == ["simple.default", "(no", "config)", "1", "0", "0", "0", "0", "0", "0", "no"]
+    assert [line.split()[0:2] for line in lines[1:3]] == [["inference.high", "0"], ["inference.low", "0"]]
+    assert {tuple(column_starts(line)) for line in lines[1:3]} == {tuple(column_starts(lines[0]))}
+    assert lines[5].startswith("(no config): no queue config names the queue (removed, or never made), so no worker")
+    assert r.llen(keys.pending("simple.default")) == 1
+
+    _, out, _ = cli(capsys, "queue", "inspect", "simple")
+    assert out.startswith("Queue:    simple (no config)\n")
+    assert "\n(no config): " in out
+
+
+def test_queue_list_of_configured_queues_has_no_note_about_configs(url, capsys):
+    _, out, _ = cli(capsys, "queue", "list")
+
+    assert "(no config)" not in out and len(out.splitlines()) == 4
 
 
 def test_queue_list_json_is_the_server_answer(url, capsys):
@@ -73,7 +113,7 @@ def test_pausing_an_unknown_queue_exits_1_with_the_server_message(url, capsys, r
 
     assert code == 1
     assert out == ""
-    assert err == "Error: queue not found: nosuch\n"
+    assert err == "Error: queue not found: nosuch\n'runqy queue list' lists the queues.\n"
     assert not r.exists(keys.paused("nosuch.default"))
 
 

@@ -30,6 +30,23 @@ def test_task_enqueue_writes_the_task_and_prints_its_id_and_queue(url, capsys, r
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
 
 
+def test_task_enqueue_to_a_paused_queue_says_the_task_is_held_until_it_is_unpaused(url, capsys, r):
+    assert cli(capsys, "queue", "pause", "simple")[0] == 0
+
+    code, out, _ = cli(capsys, "task", "enqueue", "-q", "simple")
+
+    assert code == 0
+    lines = out.splitlines()
+    task_id = lines[1].split()[-1]
+    assert lines[-1] == ("Queue 'simple.default' is paused: the task is held until the queue is unpaused "
+                         "(runqy queue unpause simple.default).")
+    assert r.lrange(keys.held("simple.default"), 0, -1) == [task_id.encode()]
+    assert cli(capsys, "task", "enqueue", "-q", "simple", "--delay", "1h")[1].splitlines()[-1] == (
+        "Queue 'simple.default' is paused: when due, the task is held until the queue is unpaused "
+        "(runqy queue unpause simple.default).")
+    assert cli(capsys, "task", "enqueue", "-q", "inference.high")[1].count("paused") == 0
+
+
 def test_task_enqueue_reads_the_payload_from_a_file_and_from_stdin(url, capsys, r, tmp_path, monkeypatch):
     payload_file = tmp_path / "payload.json"
     payload_file.write_text('{"from": "file"}')
@@ -63,7 +80,8 @@ def test_an_invalid_json_payload_is_refused_before_anything_is_sent(capsys):
     code, out, err = cli(capsys, "-s", nowhere(), "task", "enqueue", "-q", "simple", "-p", "[1, 2,, 3]")
 
     assert (code, out) == (2, "")
-    assert err == "runqy: error: invalid JSON payload (--payload): Expecting value at line 1 column 7\n"
+    assert err == ("Error: invalid JSON payload (--payload): Expecting value at line 1 column 7\n"
+                   "-p takes JSON inline ('{\"n\": 1}', quoted for the shell), @file.json, or - for stdin.\n")
 
 
 def test_an_invalid_json_payload_file_names_the_file(capsys, tmp_path):
@@ -184,7 +202,7 @@ def test_task_cancel_of_a_finished_task_exits_1(url, capsys):
     code, _, err = cli(capsys, "task", "cancel", task_id)
 
     assert code == 1
-    assert err == "Error: task %s is already archived\n" % task_id
+    assert err == "Error: task %s is already archived\n'runqy task get QUEUE ID' shows the task as it is.\n" % task_id
 
 
 def test_task_delete_removes_every_trace_of_the_task(url, capsys, r):
@@ -258,7 +276,8 @@ def test_task_enqueue_sends_the_idempotency_key_header(url, capsys, monkeypatch)
     assert cli(capsys, "task", "enqueue", "-q", "simple", "--idempotency-key", "order-42")[0] == 0
     assert cli(capsys, "task", "enqueue", "-q", "simple")[0] == 0
 
-    assert [request.headers.get("Idempotency-Key") for request in sent] == ["order-42", None]
+    assert [request.headers.get("Idempotency-Key") for request in sent if request.method == "POST"] == [
+        "order-42", None]
 
 
 def test_task_list_of_scheduled_tasks_shows_when_each_is_due(url, capsys, r):
@@ -300,7 +319,7 @@ def test_task_run_of_a_pending_task_prints_the_servers_409_message_and_exits_1(u
 
     assert (code, out) == (1, "")
     assert err == ("Error: task %s is pending; only scheduled, retry and archived tasks can be run again\n"
-                   % task_id)
+                   "'runqy task get QUEUE ID' shows the task as it is.\n" % task_id)
     assert r.lrange(keys.pending("simple.default"), 0, -1) == [task_id.encode()]
 
 

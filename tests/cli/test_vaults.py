@@ -11,6 +11,7 @@ import pytest
 from runqy import keys
 from runqy.vault import Cipher
 from tests.cli.helpers import VAULT_KEY, cli
+from tests.conftest import ADMIN_KEY, ROOT, Gunicorn
 
 
 def test_vault_commands_store_encrypted_entries_and_print_them_masked(url, capsys, r):
@@ -111,3 +112,25 @@ def test_vault_delete_on_a_terminal_asks_first(url, capsys, r, monkeypatch, answ
     assert out.startswith("Are you sure you want to delete vault 'v' and all its entries? (y/N): ")
     assert out.endswith("Vault 'v' deleted successfully.\n" if deleted else "Cancelled.\n")
     assert r.sismember(keys.VAULTS, "v") is not deleted
+
+
+@pytest.fixture(scope="module")
+def vaultless_server(redis_server):
+    """A server without RUNQY_VAULT_MASTER_KEY: vaults disabled."""
+    server = Gunicorn({"RUNQY_API_KEY": ADMIN_KEY, "REDIS_URL": "redis://127.0.0.1:%d/0" % redis_server.port,
+                       "RUNQY_CONFIG_DIR": str(ROOT / "config"), "RUNQY_VAULT_MASTER_KEY": ""}, workers=1)
+    yield server
+    server.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("argv", [("vault", "list"), ("vault", "create", "v")])
+def test_with_vaults_disabled_the_servers_message_is_shown_whole_and_named_a_server_setting(
+        vaultless_server, capsys, r, argv):
+    code, out, err = cli(capsys, "-s", vaultless_server.url, "-k", ADMIN_KEY, *argv)
+
+    assert (code, out) == (1, "")
+    assert err == ("Error: %s\nRUNQY_VAULT_MASTER_KEY is a setting of the server, not of this CLI: set it in the "
+                   "server's environment and restart the server.\n" % Cipher("").problem)
+    assert "python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'" in err
+    assert not r.sismember(keys.VAULTS, "v")

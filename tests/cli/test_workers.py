@@ -48,7 +48,7 @@ def test_worker_info_of_an_unknown_worker_exits_1(url, capsys):
     code, _, err = cli(capsys, "worker", "info", "nosuch:1")
 
     assert code == 1
-    assert err == "Error: worker not found: nosuch:1\n"
+    assert err == "Error: worker not found: nosuch:1\n'runqy worker list' lists the workers.\n"
 
 
 def test_worker_list_without_workers_says_so(url, capsys):

@@ -17,8 +17,8 @@ EMPTY = {"pending": 0, "held": 0, "active": 0, "scheduled": 0, "retry": 0, "arch
 
 
 def stats(name: str, priority: int | None, **given) -> QueueStats:
-    """The statistics a queue should have: zeros except what is ``given``."""
-    return QueueStats(name, priority, **{**EMPTY, **given})
+    """The statistics a queue should have: zeros except what is ``given``; configured when it has a priority."""
+    return QueueStats(name, priority, **{**EMPTY, "configured": priority is not None, **given})
 
 
 # --- which queues a name stands for ----------------------------------------------------------------
@@ -130,6 +130,20 @@ def test_page_lists_configured_and_asynq_known_queues_by_name_with_the_total(pin
     assert [[q.name for q in page] for _, page in pages] == [names[:4], names[4:], []]
     assert pages[0][1][1] == stats("extra.q1", None, pending=1, latency_seconds=1)
     assert [q.priority for _, page in pages for q in page] == [None, None, None, 10, 2, 1]
+    assert [q.configured for _, page in pages for q in page] == [False, False, False, True, True, True]
+
+
+def test_a_queue_whose_config_is_deleted_is_listed_unconfigured_while_asynq_queues_names_it(pinned, r):
+    task_id = pinned.tasks.enqueue("simple.default", [NewTask(b"{}")])[0].id  # enqueue adds it to asynq:queues
+    pinned.configs.delete("simple")
+
+    _, page = pinned.queues.page(10)
+
+    assert [(q.name, q.priority, q.configured) for q in page] == [
+        ("inference.high", 10, True), ("inference.low", 2, True), ("simple.default", None, False)]
+    assert page[2].pending == 1
+    assert ids_in(r, keys.pending("simple.default")) == [task_id]
+    assert r.sismember(keys.QUEUES, "simple.default")
 
 
 # --- pause and unpause ---------------------------------------------------------------------------------
