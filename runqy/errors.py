@@ -10,6 +10,9 @@ Which 400: a request (its body, path or query parameters) that is invalid raises
 a file, the environment or an HTTP body.
 """
 
+import difflib
+from typing import Iterable
+
 
 class RunqyError(Exception):
     """Base of every error runqy raises on purpose; carries one or more messages."""
@@ -77,10 +80,19 @@ class ConfigError(ValidationError):
 
 
 class QueueNotFound(NotFound):
-    """Raised when a queue has no config and holds no tasks."""
+    """Raised when a queue has no config and holds no tasks; the message names the known
+    queues (parents and sub-queues) closest to the name first, at most ten."""
 
-    def __init__(self, queue: str):
-        super().__init__("queue not found: %s" % queue)
+    def __init__(self, queue: str, known: Iterable[str] = ()):
+        names = set(known)
+        names |= {name.partition(".")[0] for name in names}
+        if names:
+            closest = difflib.get_close_matches(queue, names, n=10, cutoff=0.0)
+            more = " and %d more" % (len(names) - len(closest)) if len(names) > len(closest) else ""
+            hint = "; known queues, closest first: %s%s" % (", ".join(closest), more)
+        else:
+            hint = "; no queue is configured yet (add one with POST /api/cli/configs or a YAML file)"
+        super().__init__("queue not found: %s%s" % (queue, hint))
         self.queue = queue
 
 

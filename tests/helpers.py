@@ -60,6 +60,12 @@ def errors_of(answer: Any) -> list[str]:
     return body["errors"]
 
 
+def assert_queue_not_found(messages: list[str], queue: str) -> None:
+    """The messages of a 404 for an unknown queue: its name, then the known queues, closest first."""
+    (message,) = messages
+    assert message.startswith("queue not found: %s; known queues, closest first: " % queue), message
+
+
 def assert_json_405(client: falcon.testing.TestClient, method: str, path: str) -> falcon.testing.Result:
     """A method that ``path`` does not serve is a 405 with a JSON error body; the answer."""
     answer = client.simulate_request(method, path, headers=ADMIN)

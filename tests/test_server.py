@@ -11,6 +11,7 @@ from runqy import keys
 from runqy.server import ConfigKeeper
 from runqy.store import Store, connect
 from tests.conftest import ADMIN, CLIENT, CONFIG_DIR, WORKER
+from tests.helpers import assert_queue_not_found
 
 DEPLOYMENT = {"git_url": "https://example.com/a.git", "startup_cmd": "python a.py"}
 
@@ -116,4 +117,5 @@ def test_a_queue_redis_has_lost_is_a_retryable_503_and_not_a_404(client, r, call
 def test_an_unknown_queue_with_the_configs_in_place_is_still_404(client, r):
     result = client.simulate_post("/queue/add", json={"queue": "nope", "data": 1}, headers=CLIENT)
 
-    assert result.status_code == 404 and result.json == {"errors": ["queue not found: nope.default"]}
+    assert result.status_code == 404
+    assert_queue_not_found(result.json["errors"], "nope.default")

@@ -26,7 +26,7 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     one = is_sub_queue(requested)
     if one:
         if requested not in subs:
-            raise QueueNotFound(requested)
+            raise QueueNotFound(requested, subs)  # its siblings are the names to suggest
         subs = {requested: subs[requested]}
     listed = [{"name": name, "priority": priority}
               for name, priority in sorted(subs.items(), key=lambda item: (-item[1], item[0]))]

@@ -71,8 +71,20 @@ class Configs:
         retryable ConfigsLost (503), never a 404 for a queue that exists.
         """
         if self._db.client.exists(keys.CONFIGS_YAML):
-            return QueueNotFound(name)
+            return QueueNotFound(name, self.known_queues())
         return ConfigsLost()
+
+    def known_queues(self) -> dict[str, int | None]:
+        """Every configured sub-queue and every queue in ``asynq:queues``, with its priority
+        (None for a queue without a config)."""
+        pipe = self._db.client.pipeline(transaction=False)
+        pipe.hgetall(keys.CONFIGS)
+        pipe.smembers(keys.QUEUES)
+        configs, members = pipe.execute()
+        known: dict[str, int | None] = {m.decode(): None for m in members}
+        for raw in configs.values():
+            known.update(sub_queues(json.loads(raw)))
+        return known
 
     def get(self, name: str) -> dict[str, Any] | None:
         raw = self._db.client.hget(keys.CONFIGS, name)

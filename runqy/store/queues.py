@@ -1,12 +1,10 @@
 """Queues: which exist, their statistics, pausing (docs/product.md §5)."""
 
-import json
 import time
 
 import redis
 
 from runqy import keys
-from runqy.config import sub_queues
 from runqy.errors import ValidationError
 from runqy.queue_names import is_sub_queue, parent_of
 from runqy.store.configs import Configs
@@ -19,21 +17,10 @@ class Queues:
         self._db = db
         self._configs = configs
 
-    def _known(self) -> dict[str, int | None]:
-        """Every configured sub-queue and every queue in ``asynq:queues``, with its priority."""
-        pipe = self._db.client.pipeline(transaction=False)
-        pipe.hgetall(keys.CONFIGS)
-        pipe.smembers(keys.QUEUES)
-        configs, members = pipe.execute()
-        known: dict[str, int | None] = {m.decode(): None for m in members}
-        for raw in configs.values():
-            known.update(sub_queues(json.loads(raw)))
-        return known
-
     def resolve(self, name: str) -> dict[str, int | None]:
         """The sub-queues ``name`` stands for, with their priorities: itself when a full
         sub-queue name, else all of its parent's."""
-        known = self._known()
+        known = self._configs.known_queues()
         if is_sub_queue(name):
             found = {name: known[name]} if name in known else {}
         else:
@@ -75,7 +62,7 @@ class Queues:
 
     def page(self, limit: int, offset: int = 0) -> tuple[int, list[QueueStats]]:
         """One page of every known queue, by name, with its statistics; and how many there are."""
-        known = sorted(self._known().items())
+        known = sorted(self._configs.known_queues().items())
         return len(known), self.stats(dict(known[offset:offset + limit]))
 
     def history(self, days: int) -> list[dict[str, int | str]]:
@@ -83,7 +70,7 @@ class Queues:
         (today included), oldest first: the daily counters the workers keep."""
         now = self._db.now()
         dates = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * back)) for back in range(days - 1, -1, -1)]
-        queues = list(self._known())
+        queues = list(self._configs.known_queues())
         counters = [key(q, day) for day in dates for key in (keys.processed, keys.failed) for q in queues]
         values = iter(self._db.client.mget(counters) if counters else [])
         history = []

@@ -13,7 +13,7 @@ import requests
 from runqy import defaults, keys
 from runqy.app import create_app
 from tests.conftest import ADMIN, CLIENT, WORKER, Gunicorn
-from tests.helpers import add, assert_json_405, errors_of
+from tests.helpers import add, assert_json_405, assert_queue_not_found, errors_of
 
 BODY = {"name": "vision", "priority": 5, "max_retry": 2, "timeout": 120, "result_ttl": 3600, "failed_ttl": 7200,
         "sub_queues": [{"name": "fast", "priority": 8}, {"name": "bulk"}],
@@ -119,7 +119,7 @@ def test_force_replaces_a_config_and_a_dropped_sub_queue_refuses_enqueue_but_kee
     assert r.exists(keys.queue_config("vision.bulk")) == 0
     refused = add(admin, {"queue": "vision.bulk", "data": {"x": 1}}, CLIENT)
     assert refused.status_code == 404
-    assert errors_of(refused) == ["queue not found: vision.bulk"]
+    assert_queue_not_found(errors_of(refused), "vision.bulk")
     assert add(admin, {"queue": "vision.fast", "data": {"x": 1}}, CLIENT).json["info"]["max_retry"] == 4
     # the dropped sub-queue's task is still there, readable and counted
     assert r.lrange(keys.pending("vision.bulk"), 0, -1) == [old_task.encode()]

@@ -17,7 +17,17 @@ from runqy import defaults, keys
 from runqy.app import create_app
 from runqy.store import Store
 from tests.conftest import ADMIN, ADMIN_KEY, CLIENT, WORKER, WORKER_KEY, wait_for
-from tests.helpers import NOW, TODAY, YESTERDAY, assert_json_405, enqueue, errors_of, ids_in, seed_task
+from tests.helpers import (
+    NOW,
+    TODAY,
+    YESTERDAY,
+    assert_json_405,
+    assert_queue_not_found,
+    enqueue,
+    errors_of,
+    ids_in,
+    seed_task,
+)
 
 COUNTS = ("pending", "held", "active", "scheduled", "retry", "archived", "completed",
           "processed", "failed", "processed_today", "failed_today")
@@ -213,12 +223,28 @@ def test_a_parent_is_configured_while_a_stray_sub_queue_of_it_is_not(admin, r):
         ("inference.default", False), ("inference.high", True), ("inference.low", True)]
 
 
+def test_an_unknown_queue_is_answered_with_the_known_names_closest_first(admin, r):
+    for n in range(12):
+        seed_task(r, "extra%02d.default" % n, "pending")
+
+    refused = admin.simulate_get("/api/cli/queues/inferenc", headers=ADMIN)
+    (message,) = errors_of(refused)
+
+    assert refused.status_code == 404
+    known = message.split("known queues, closest first: ")[1]
+    names, _, more = known.partition(" and ")
+    assert names.split(", ")[:3] == ["inference", "inference.low", "inference.high"]
+    assert len(names.split(", ")) == 10
+    # 12 extra queues with their parents, 2 configured parents with 3 sub-queues: 29 names
+    assert more == "19 more"
+
+
 @pytest.mark.parametrize("name", ["nosuch", "inference.nosuch", "nosuch.default", "simple.high"])
 def test_unknown_queue_detail_is_404(admin, name):
     result = admin.simulate_get("/api/cli/queues/" + name, headers=ADMIN)
 
     assert result.status_code == 404
-    assert errors_of(result) == ["queue not found: %s" % name]
+    assert_queue_not_found(errors_of(result), name)
 
 
 BAD_NAMES = ["inference..high", ".inference", "inference.", "a.b.c", "-dash", "_under", "x" * 65,

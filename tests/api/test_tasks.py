@@ -24,6 +24,7 @@ from tests.helpers import (
     add,
     assert_canceled,
     assert_json_405,
+    assert_queue_not_found,
     batch,
     cancel_channel,
     enqueue,
@@ -191,13 +192,13 @@ def test_enqueue_with_an_unknown_queue_is_404_and_writes_nothing(client, r):
     before = snapshot(r)
     res = add(client, {"queue": "nope", "data": {}})
     assert res.status_code == 404
-    assert errors_of(res) == ["queue not found: nope.default"]
+    assert_queue_not_found(errors_of(res), "nope.default")
     res = add(client, {"queue": "inference.medium", "data": {}})
     assert res.status_code == 404
-    assert errors_of(res) == ["queue not found: inference.medium"]
+    assert_queue_not_found(errors_of(res), "inference.medium")
     res = add(client, {"queue": "nope.x", "task_id": "mine", "data": {}})
     assert res.status_code == 404
-    assert errors_of(res) == ["queue not found: nope.x"]
+    assert_queue_not_found(errors_of(res), "nope.x")
     assert snapshot(r) == before
 
 
@@ -312,7 +313,7 @@ def test_batch_to_an_unknown_queue_is_404_and_writes_nothing(client, r):
     before = snapshot(r)
     res = batch(client, {"queue": "ghost", "jobs": [1, 2]})
     assert res.status_code == 404
-    assert errors_of(res) == ["queue not found: ghost.default"]
+    assert_queue_not_found(errors_of(res), "ghost.default")
     assert snapshot(r) == before
 
 
@@ -525,7 +526,7 @@ def test_admin_enqueue_to_an_unknown_queue_is_404_and_writes_nothing(admin, r):
     result = admin.simulate_post("/api/cli/tasks", json={"queue": "nosuch.high", "data": 1}, headers=ADMIN)
 
     assert result.status_code == 404
-    assert errors_of(result) == ["queue not found: nosuch.high"]
+    assert_queue_not_found(errors_of(result), "nosuch.high")
     assert sorted(r.keys("*")) == before
 
 

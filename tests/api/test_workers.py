@@ -21,6 +21,7 @@ from tests.helpers import (
     RECOVERY,
     REGISTRY_AHEAD,
     assert_json_405,
+    assert_queue_not_found,
     errors_of,
     heartbeat,
     log_lines,
@@ -112,7 +113,7 @@ def test_register_hands_out_the_public_redis_address_when_set(settings, store, r
 def test_register_unknown_queue_is_404(client, r, queue):
     res = register(client, {"queue": queue, "hostname": "h", "os": "linux", "version": "dev"})
     assert res.status_code == 404
-    assert errors_of(res) == ["queue not found: %s" % queue]
+    assert_queue_not_found(errors_of(res), queue)
 
 
 @pytest.mark.parametrize("queue", ["", "-x", "a.b.c", "bad name", "x" * 65, 7, None])

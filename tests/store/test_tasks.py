@@ -12,7 +12,7 @@ from runqy.errors import QueueNotFound, TaskExists, TaskFinished, TaskIdRepeated
 from runqy.protobuf import TaskMessage
 from runqy.store import NewTask, Store, connect
 from tests.conftest import snapshot
-from tests.helpers import NOW, assert_canceled, cancel_channel, rfc3339, seed_task, task_traces
+from tests.helpers import NOW, assert_canceled, assert_queue_not_found, cancel_channel, rfc3339, seed_task, task_traces
 
 DEPLOYMENT = {"git_url": "https://example.com/worker.git", "startup_cmd": "python main.py"}
 
@@ -180,7 +180,7 @@ def test_enqueue_to_unknown_queue_raises_not_found_and_writes_nothing(pinned, r,
     before = snapshot(r)
     with pytest.raises(QueueNotFound) as caught:
         pinned.tasks.enqueue(queue, [NewTask(b"{}"), NewTask(b"{}")])
-    assert caught.value.messages == ["queue not found: %s" % queue]
+    assert_queue_not_found(caught.value.messages, queue)
     assert snapshot(r) == before
 
 
