@@ -86,6 +86,7 @@ class QueueNotFound(NotFound):
     def __init__(self, queue: str, known: Iterable[str] = ()):
         names = set(known)
         names |= {name.partition(".")[0] for name in names}
+        names -= {queue, queue.partition(".")[0]}  # known without a config: no help
         if names:
             closest = difflib.get_close_matches(queue, names, n=10, cutoff=0.0)
             more = " and %d more" % (len(names) - len(closest)) if len(names) > len(closest) else ""

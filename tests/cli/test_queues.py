@@ -113,7 +113,9 @@ def test_pausing_an_unknown_queue_exits_1_with_the_server_message(url, capsys, r
 
     assert code == 1
     assert out == ""
-    assert err == "Error: queue not found: nosuch\n'runqy queue list' lists the queues.\n"
+    message, hint = err.splitlines()
+    assert message.startswith("Error: queue not found: nosuch; known queues, closest first: ")
+    assert hint == "'runqy queue list' lists the queues."
     assert not r.exists(keys.paused("nosuch.default"))
 
 
