@@ -6,14 +6,14 @@ from typing import Any
 import falcon
 import redis
 
-from runqy import background, jsontext, validation
+from runqy import background, defaults, jsontext, validation
 from runqy.auth import ADMIN, CLIENT, WORKER, AuthMiddleware
 from runqy.config import Settings
-from runqy.errors import NotFound, RunqyError
+from runqy.errors import MaybeWritten, NotFound, NotReplicated, RunqyError
 from runqy.housekeeper import Housekeeper
 from runqy.metrics import Metrics
 from runqy.resources import configs, dashboard, docs, health, queues, stats, tasks, vaults, workers
-from runqy.sessions import Sessions
+from runqy.sessions import SAFE_METHODS, Sessions
 from runqy.store import Store, connect
 from runqy.validation import SCHEMA_DIR
 from runqy.vault import Cipher
@@ -39,6 +39,29 @@ class RequestLimits:
         raw = req.env.get("RAW_URI", "").partition("?")[0]
         if "%2f" in raw.lower():
             raise NotFound("no route for a path with an encoded '/': %s" % raw[:200])
+
+
+class Replicated:
+    """RUNQY_REDIS_WAIT_REPLICAS: a change is answered 2xx only once that many replicas have it;
+    otherwise 503, as a Redis that did not answer would be (docs/product.md §8)."""
+
+    def __init__(self, store: Store, replicas: int, timeout: float = defaults.REDIS_WAIT_TIMEOUT):
+        self._store = store
+        self._replicas = replicas
+        self._timeout = timeout
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
+                         req_succeeded: bool) -> None:
+        if (not req_succeeded or req.method in SAFE_METHODS or not 200 <= resp.status_code < 300
+                or not getattr(resource, "writes", True)):
+            return
+        try:
+            confirmed = self._store.replicas_confirming(self._replicas, self._timeout)
+        except redis.exceptions.RedisError as exc:
+            _runqy_error(req, resp, MaybeWritten(exc), {})
+            return
+        if confirmed < self._replicas:
+            _runqy_error(req, resp, NotReplicated(confirmed, self._replicas, self._timeout), {})
 
 
 class BackgroundLoops:
@@ -112,7 +135,10 @@ def create_app(settings: Settings, *, store: Store | None = None, housekeeper: H
     waiters = Waiters(store)
     sessions = Sessions(store, settings.dashboard_read_only) if settings.dashboard else None
     keys = AuthMiddleware(settings, sessions)
-    app = falcon.App(middleware=[BackgroundLoops(), metrics, RequestLimits(settings.max_body_size), keys])
+    middleware = [BackgroundLoops(), metrics, RequestLimits(settings.max_body_size), keys]
+    if settings.redis_wait_replicas:
+        middleware.append(Replicated(store, settings.redis_wait_replicas))  # its answer is the one measured
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=jsontext.dumps)
 

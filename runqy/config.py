@@ -32,6 +32,10 @@ class Settings:
     redis_db: int = defaults.REDIS_DB
     redis_tls: bool = False
     redis_public_addr: str = ""
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_master: str = ""
+    redis_sentinel_password: str = field(default="", repr=False)
+    redis_wait_replicas: int = 0
     config_dir: str = defaults.CONFIG_DIR
     max_body_size: int = defaults.MAX_BODY_SIZE
     vault_master_key: str = field(default="", repr=False)
@@ -41,9 +45,12 @@ class Settings:
     dashboard_read_only: bool = False
 
     @property
-    def worker_redis_addr(self) -> str:
-        """The Redis address handed to workers at registration."""
-        return self.redis_public_addr or "%s:%d" % (self.redis_host, self.redis_port)
+    def redis_location(self) -> str:
+        """Where Redis is, for people: its address, or the Sentinels and the primary they watch."""
+        if self.redis_sentinels:
+            return "Sentinels %s (primary %r) db %d" % (
+                ",".join("%s:%d" % s for s in self.redis_sentinels), self.redis_sentinel_master, self.redis_db)
+        return "%s:%d db %d" % (self.redis_host, self.redis_port, self.redis_db)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -61,6 +68,7 @@ class Settings:
             max_body_size=max_body_size(env),
             vault_master_key=env.get("RUNQY_VAULT_MASTER_KEY", ""),
             port=_int(env, "PORT", defaults.PORT),
+            redis_wait_replicas=_count(env, "RUNQY_REDIS_WAIT_REPLICAS"),
             housekeeping_every=_seconds(env, "RUNQY_HOUSEKEEPING_INTERVAL", defaults.HOUSEKEEPING_EVERY),
             dashboard=_flag(env, "RUNQY_DASHBOARD", True),
             dashboard_read_only=_flag(env, "RUNQY_DASHBOARD_READ_ONLY", False),
@@ -99,6 +107,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError("%s must be an integer, not %r" % (name, raw)) from None
 
 
+def _count(env: Mapping[str, str], name: str) -> int:
+    value = _int(env, name, 0)
+    if value < 0:
+        raise ConfigError("%s must be 0 or more, not %d" % (name, value))
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -123,7 +138,30 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _sentinels_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """REDIS_SENTINELS=host:port[,host:port...] with REDIS_SENTINEL_MASTER (and REDIS_SENTINEL_PASSWORD)."""
+    raw = env.get("REDIS_SENTINELS", "").strip()
+    if not raw:
+        return {}
+    sentinels = []
+    for item in raw.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("REDIS_SENTINELS must be host:port[,host:port...], not %r" % raw)
+        sentinels.append((host.strip("[]"), int(port)))
+    master = env.get("REDIS_SENTINEL_MASTER", "").strip()
+    if not master:
+        raise ConfigError("REDIS_SENTINELS is set: REDIS_SENTINEL_MASTER must name the primary the Sentinels watch "
+                          "(the name of their 'sentinel monitor' line)")
+    return {"redis_sentinels": tuple(sentinels), "redis_sentinel_master": master,
+            "redis_sentinel_password": env.get("REDIS_SENTINEL_PASSWORD", "")}
+
+
 def _redis_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    sentinels = _sentinels_from_env(env)
+    if sentinels:
+        return {**sentinels, "redis_password": env.get("REDIS_PASSWORD", ""),
+                "redis_db": _int(env, "REDIS_DB", defaults.REDIS_DB), "redis_tls": _flag(env, "REDIS_TLS", False)}
     url = env.get("REDIS_URL", "")
     if url:
         parsed = urlparse(url)

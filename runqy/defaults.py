@@ -86,6 +86,10 @@ REDIS_SOCKET_TIMEOUT = 1.0
 #: Connections one server process may hold; a request waits this long for a free one.
 REDIS_MAX_CONNECTIONS = 64
 REDIS_POOL_TIMEOUT = 1.0
+#: RUNQY_REDIS_WAIT_REPLICAS: how long a change waits for the replicas to confirm it before it is
+#: answered 503. A replica on the primary's network confirms within milliseconds; this stays well
+#: inside REDIS_SOCKET_TIMEOUT.
+REDIS_WAIT_TIMEOUT = 0.5
 #: How often each server process checks that Redis still holds the YAML queue configs.
 CONFIG_CHECK_EVERY = 1.0
 

@@ -233,6 +233,16 @@ class ConfigsLost(Unavailable):
         super().__init__("redis has lost its data: the queue configs are being restored; retry in a second")
 
 
+class NotReplicated(Unavailable):
+    """Raised when a change was made on the Redis primary but fewer replicas than asked for
+    confirmed it in time (RUNQY_REDIS_WAIT_REPLICAS)."""
+
+    def __init__(self, confirmed: int, wanted: int, timeout: float):
+        super().__init__("redis replicas: %d of %d confirmed the change within %g s, so a failover now could lose it; "
+                         "it was made: a retry with the same task_id or Idempotency-Key will not duplicate it"
+                         % (confirmed, wanted, timeout))
+
+
 class MaybeWritten(Unavailable):
     """Raised when Redis did not answer a write that it may have made."""
 

@@ -101,10 +101,12 @@ def when_ready(server):
     dashboard = "off" if not settings.dashboard else "read-only" if settings.dashboard_read_only else "on"
     cipher = Cipher(settings.vault_master_key)
     server.log.info(
-        "runqy %s listening at %s: %d gevent worker process(es), %d connections each; Redis %s:%d db %d%s; "
+        "runqy %s listening at %s: %d gevent worker process(es), %d connections each; Redis %s%s%s; "
         "%d queue config(s) from %s: %s; vaults %s; dashboard %s (/monitoring)",
-        __version__, listening, server.cfg.workers, server.cfg.worker_connections, settings.redis_host,
-        settings.redis_port, settings.redis_db, " (TLS)" if settings.redis_tls else "", len(queues),
+        __version__, listening, server.cfg.workers, server.cfg.worker_connections, settings.redis_location,
+        " (TLS)" if settings.redis_tls else "",
+        ", writes wait for %d replica(s)" % settings.redis_wait_replicas if settings.redis_wait_replicas else "",
+        len(queues),
         settings.config_dir, ", ".join(sorted(queues)) or "(none)",
         "on" if cipher.enabled else "off (%s)" % cipher.problem, dashboard)
 

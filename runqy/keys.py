@@ -36,6 +36,8 @@ runqy:housekeeping                     HASH    tasks the housekeeper moved: sche
 runqy:session:<sha256>                 STRING  a dashboard session, JSON, by the digest of its cookie;
                                                TTL SESSION_TTL, renewed by every use
 runqy:idempotency:<role>:<sha256>      HASH    an idempotent request's fingerprint and first answer (24 h)
+runqy:replicated                       STRING  written after every change when RUNQY_REDIS_WAIT_REPLICAS is
+                                               set, so that WAIT covers that change (runqy.app)
 runqy:vaults                           SET     vault names
 runqy:vault:<name>                     HASH    ':meta' -> vault JSON, 'e:<KEY>' -> entry JSON
                                                (value AES-256-GCM encrypted)
@@ -49,6 +51,7 @@ CONFIGS = "runqy:configs"
 CONFIGS_YAML = "runqy:configs:yaml"
 HOUSEKEEPER = "runqy:housekeeper"
 HOUSEKEEPING = "runqy:housekeeping"
+REPLICATED = "runqy:replicated"
 VAULTS = "runqy:vaults"
 #: The field of a vault hash that holds the vault's metadata JSON (entries are 'e:<KEY>').
 VAULT_META = ":meta"

@@ -75,17 +75,19 @@ def strict_json(text: str):
 
 
 class RedisServer:
-    """A private redis-server process that tests may stop and start again."""
+    """A private redis-server process that tests may stop and start again; ``args`` are more of
+    its options (``--replicaof 127.0.0.1 <port>`` makes it a replica)."""
 
-    def __init__(self):
+    def __init__(self, *args: str):
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="runqy-redis-")
+        self.args = args
         self.process = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir],
+             "--save", "", "--appendonly", "no", "--dir", self.dir, *self.args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: redis.Redis(port=self.port).ping(), what="redis-server")
 

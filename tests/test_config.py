@@ -131,7 +131,7 @@ def test_other_variables_are_read():
                                   "RUNQY_REDIS_PUBLIC_ADDR": "redis.public:6379"})
     assert (settings.worker_api_key, settings.client_api_key, settings.port, settings.config_dir,
             settings.max_body_size) == ("w", "c", 8080, "/etc/runqy", 1024)
-    assert settings.worker_redis_addr == "redis.public:6379"
+    assert settings.redis_public_addr == "redis.public:6379"
 
 
 def test_config_dir_is_the_example_config_of_the_package_where_there_is_no_config_dir(monkeypatch, tmp_path, caplog):
@@ -149,8 +149,28 @@ def test_an_empty_runqy_config_dir_counts_as_unset(monkeypatch):
     assert Settings.from_env({**KEY, "RUNQY_CONFIG_DIR": ""}).config_dir == "config"
 
 
-def test_worker_redis_addr_defaults_to_the_servers_own():
-    assert Settings.from_env({**KEY, "REDIS_URL": "redis://10.1.2.3:6380/0"}).worker_redis_addr == "10.1.2.3:6380"
+def test_sentinels_are_read_with_the_primary_they_watch_and_their_password():
+    settings = Settings.from_env({**KEY, "REDIS_SENTINELS": "10.0.0.1:26379, s2.example:26380,[::1]:26381",
+                                  "REDIS_SENTINEL_MASTER": "main", "REDIS_SENTINEL_PASSWORD": "sp",
+                                  "REDIS_PASSWORD": "rp", "REDIS_DB": "2", "RUNQY_REDIS_WAIT_REPLICAS": "1"})
+
+    assert settings.redis_sentinels == (("10.0.0.1", 26379), ("s2.example", 26380), ("::1", 26381))
+    assert (settings.redis_sentinel_master, settings.redis_sentinel_password) == ("main", "sp")
+    assert (settings.redis_password, settings.redis_db, settings.redis_wait_replicas) == ("rp", 2, 1)
+    assert "sp" not in repr(settings) and "rp" not in repr(settings)
+    assert settings.redis_location == "Sentinels 10.0.0.1:26379,s2.example:26380,::1:26381 (primary 'main') db 2"
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"REDIS_SENTINELS": "10.0.0.1:26379"}, "REDIS_SENTINEL_MASTER must name the primary"),
+    ({"REDIS_SENTINELS": "10.0.0.1", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS must be host:port"),
+    ({"REDIS_SENTINELS": "h:99999", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS must be host:port"),
+    ({"RUNQY_REDIS_WAIT_REPLICAS": "-1"}, "RUNQY_REDIS_WAIT_REPLICAS must be 0 or more"),
+])
+def test_bad_sentinel_and_replica_settings_stop_the_start_saying_what_to_set(env, says):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**KEY, **env})
+    assert says in caught.value.messages[0]
 
 
 # --- normalize_queue ---------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ _DEPLOYMENT_DEFAULTS = {"code_path": "", "startup_timeout_secs": 0, "requirement
 
 
 def registration(settings: Settings, config: dict[str, Any], requested: str,
-                 vaults: dict[str, str], git_token: str) -> dict[str, Any]:
-    """The register answer for ``requested`` (a parent, or one ``parent.sub``).
+                 vaults: dict[str, str], git_token: str, redis_addr: str) -> dict[str, Any]:
+    """The register answer for ``requested`` (a parent, or one ``parent.sub``), with the Redis
+    address workers are to use.
 
     Every type is what the worker's Go decoder expects; priorities are >= 1 so
     that every sub-queue is polled.
@@ -33,7 +34,7 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
     deployment = {**_DEPLOYMENT_DEFAULTS, **config["deployment"]}
     deployment.pop("git_token", None)
     answer = {
-        "redis": {"addr": settings.worker_redis_addr, "password": settings.redis_password,
+        "redis": {"addr": redis_addr, "password": settings.redis_password,
                   "db": settings.redis_db, "use_tls": settings.redis_tls},
         "queue": {"name": requested, "priority": listed[0]["priority"] if one else config["priority"],
                   "mode": config["mode"]},
@@ -49,6 +50,8 @@ def registration(settings: Settings, config: dict[str, Any], requested: str,
 class Register(Resource):
     """POST /worker/register: Redis credentials, sub-queues and the deployment spec."""
 
+    writes = False  # a POST that changes nothing: no replica has anything to confirm
+
     def __init__(self, store: Store, settings: Settings, cipher: Cipher, roles: frozenset[str]):
         super().__init__(store, roles)
         self._settings = settings
@@ -59,7 +62,10 @@ class Register(Resource):
         requested = body["queue"]
         config = self._store.configs.of(requested)
         vaults, git_token = deployment_secrets(self._store.vaults, self._cipher, requested, config["deployment"])
-        resp.media = registration(self._settings, config, requested, vaults, git_token)
+        # RUNQY_REDIS_PUBLIC_ADDR (a proxy or virtual IP in front of the primary), else the primary
+        # itself: through Sentinel, the one promoted last
+        redis_addr = self._settings.redis_public_addr or self._store.primary_address()
+        resp.media = registration(self._settings, config, requested, vaults, git_token, redis_addr)
 
 
 class Workers(Resource):

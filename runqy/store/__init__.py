@@ -12,8 +12,9 @@ from typing import Any, Callable
 
 import redis
 
+from runqy import keys
 from runqy.store.configs import Configs
-from runqy.store.connection import connect
+from runqy.store.connection import connect, primary_address
 from runqy.store.housekeeping import Housekeeping
 from runqy.store.plumbing import Plumbing
 from runqy.store.queues import Queues
@@ -42,6 +43,20 @@ class Store:
 
     def ping(self) -> bool:
         return bool(self.db.client.ping())
+
+    def replicas_confirming(self, replicas: int, timeout: float) -> int:
+        """How many replicas have every write made so far, waiting up to ``timeout`` seconds for
+        ``replicas`` of them. WAIT counts the writes of the connection it is sent on, which may
+        not be the one that made them: a write sent just before it on that connection comes later
+        in the replication stream than all of them, so a replica that has it has them all."""
+        def fill(pipe: redis.client.Pipeline) -> None:
+            pipe.set(keys.REPLICATED, self.db.now())
+            pipe.wait(replicas, int(timeout * 1000))
+
+        return int(self.db.replies(fill)[1])
+
+    def primary_address(self) -> str:
+        return primary_address(self.db.client)
 
     def redis_info(self) -> dict[str, Any]:
         """What the dashboard shows of Redis: version, mode, memory, clients, uptime."""
