@@ -9,6 +9,9 @@
 """
 
 TASK_STATES = ("pending", "active", "scheduled", "retry", "archived", "completed")
+#: States a task listing (and deleting a whole state) takes: ``held`` is the part of pending held
+#: back by a pause (its tasks' hashes say pending); ``pending`` lists both, held first.
+LISTED_STATES = TASK_STATES + ("held",)
 #: States a task never leaves by itself.
 FINAL_STATES = ("completed", "archived")
 #: States a task can be run again from, at once (POST .../run).

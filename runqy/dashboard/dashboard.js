@@ -589,10 +589,9 @@ const overviewPage = {
 
 // --- queue ---------------------------------------------------------------------------------------
 
-/** The API lists held tasks first within pending; the held and pending tabs are its two parts. */
+/** The API's pending listing holds the held tasks first; the pending tab shows the rest of it. */
 function taskWindow(state, detail, pageNo) {
   const start = (pageNo - 1) * PAGE_SIZE;
-  if (state === 'held') return {api: 'pending', offset: start, limit: Math.min(PAGE_SIZE, detail.held - start), total: detail.held};
   if (state === 'pending') return {api: 'pending', offset: detail.held + start, limit: PAGE_SIZE, total: detail.pending};
   return {api: state, offset: start, limit: PAGE_SIZE, total: detail[state]};
 }
@@ -630,7 +629,6 @@ function taskRow(t, ctx, can) {
 function bulkBar(ctx, can, total) {
   if (!writable()) return '';
   const n = ctx.selected.size;
-  const allState = ctx.state === 'held' ? 'pending' : ctx.state;
   return html`<div class="bulk" data-testid="bulk-bar" role="group" aria-label="Actions on tasks">
     <span class="bulk-count" data-testid="selected-count">${plural(n, 'task')} selected</span>
     ${can.cancel && button('Cancel selected', 'bulk-cancel', {kind: 'small', disabled: !n})}
@@ -638,7 +636,7 @@ function bulkBar(ctx, can, total) {
     ${can.delete && button('Delete selected', 'bulk-delete', {kind: 'small danger', disabled: !n})}
     <span class="bulk-sep" aria-hidden="true"></span>
     ${can.run && button(`Run all ${num(total)} now`, 'all-run', {kind: 'small', disabled: !total})}
-    ${can.delete && button(`Delete all ${num(allState === 'pending' ? ctx.data.detail.pending + ctx.data.detail.held : total)}`, 'all-delete', {kind: 'small danger', disabled: !total})}
+    ${can.delete && button(`Delete all ${num(ctx.state === 'pending' ? ctx.data.detail.pending + ctx.data.detail.held : total)}`, 'all-delete', {kind: 'small danger', disabled: !total})}
   </div>`;
 }
 
@@ -801,7 +799,7 @@ function report(summary, notes, failures) {
 async function stateCommand(ctx, command) {
   const q = ctx.params.queue;
   const {detail} = ctx.data;
-  const state = ctx.state === 'held' ? 'pending' : ctx.state;
+  const state = ctx.state;
   const count = state === 'pending' ? detail.pending + detail.held : detail[state];
   const label = state === 'pending' && detail.held ? 'pending and held' : state;
   if (command === 'run') {

@@ -13,7 +13,7 @@ from runqy.errors import TaskNotFound, ValidationError
 from runqy.queue_names import full_queue_name, is_sub_queue, parent_of
 from runqy.resources import Resource, read_json
 from runqy.resources.queues import page_params, queue_param
-from runqy.states import FINAL_STATES, TASK_STATES
+from runqy.states import FINAL_STATES, LISTED_STATES
 from runqy.store import Enqueued, Idempotency, NewTask, Store, rfc3339
 from runqy.waiting import Waiters
 
@@ -135,8 +135,8 @@ class QueueTasks(Resource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         state = req.get_param("state") or defaults.TASK_STATE
-        if state not in TASK_STATES:
-            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(TASK_STATES)))
+        if state not in LISTED_STATES:
+            raise ValidationError("state: %r is not one of %s" % (state, ", ".join(LISTED_STATES)))
         limit, offset = page_params(req)
         full = self._store.queues.one(queue_param(queue))
         total, tasks = self._store.tasks.page(full, state, limit, offset)
@@ -146,9 +146,9 @@ class QueueTasks(Resource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, queue: str) -> None:
         state = req.get_param("state", required=True)
-        if state not in TASK_STATES or state == "active":
+        if state not in LISTED_STATES or state == "active":
             raise ValidationError("state: %r is not one of %s (running tasks cannot be deleted)"
-                                  % (state, ", ".join(s for s in TASK_STATES if s != "active")))
+                                  % (state, ", ".join(s for s in LISTED_STATES if s != "active")))
         deleted = self._store.tasks.delete_all(list(self._store.queues.resolve(queue_param(queue))), state)
         resp.media = {"queue": queue, "state": state, "deleted": sum(deleted.values()),
                       "sub_queues": [{"name": q, "deleted": n} for q, n in deleted.items()]}

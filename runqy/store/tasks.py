@@ -123,10 +123,12 @@ class Tasks:
         """One page of the tasks of ``queue`` in ``state``, oldest first, and their total.
 
         Pending includes the ids held back while the queue is paused (held first:
-        they are older and run first after unpause).
+        they are older and run first after unpause); ``held`` is those alone.
         """
         if state == "pending":
             lists = [keys.held(queue), keys.pending(queue)]
+        elif state == "held":
+            lists = [keys.held(queue)]
         elif state == "active":
             lists = [keys.active(queue)]
         else:
@@ -216,15 +218,17 @@ class Tasks:
         return {queue: _repeat(lambda: run(queue), chunk) for queue in queues}
 
     def delete_all(self, queues: Sequence[str], state: str, chunk: int = defaults.RUN_AGAIN_CHUNK) -> dict[str, int]:
-        """Delete every task of ``state`` (any but active; pending includes held) of ``queues``, in
-        chunks; how many went per queue."""
+        """Delete every task of ``state`` (any but active; pending includes held, held is those alone)
+        of ``queues``, in chunks; how many went per queue."""
         def delete(queue: str, key: str) -> int:
             ids = self._db.script("delete_state", [key], [keys.task_prefix(queue), chunk])
             self._reverse_keys(ids, lambda pipe, key: pipe.delete(key))
             return len(ids)
 
         def lists(queue: str) -> list[str]:
-            return [keys.held(queue), keys.pending(queue)] if state == "pending" else [keys.state_key(queue, state)]
+            if state == "pending":
+                return [keys.held(queue), keys.pending(queue)]
+            return [keys.held(queue)] if state == "held" else [keys.state_key(queue, state)]
 
         return {queue: sum(_repeat(lambda: delete(queue, key), chunk) for key in lists(queue)) for queue in queues}
 

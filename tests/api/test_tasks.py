@@ -1006,7 +1006,24 @@ def test_delete_of_a_whole_state_of_a_parent_deletes_it_in_every_sub_queue_and_a
     assert admin.simulate_get("/api/cli/queues/inference", headers=ADMIN).json["archived"] == 0
 
 
-@pytest.mark.parametrize("params", [{"state": "active"}, {"state": "held"}, {"state": "nope"}, {}])
+def test_held_tasks_are_listed_and_deleted_alone_and_pending_lists_them_first(admin, r):
+    held = enqueue(admin, "simple", 2)
+    admin.simulate_post("/api/cli/queues/simple/pause", headers=ADMIN)
+    pending = seed_task(r, "simple.default", "pending")  # pushed since, as a worker might see it
+
+    def listed_ids(state: str) -> list[str]:
+        answer = admin.simulate_get("/api/cli/queues/simple/tasks", params={"state": state}, headers=ADMIN)
+        assert answer.json["total"] == len(answer.json["tasks"])
+        return [t["id"] for t in answer.json["tasks"]]
+
+    assert listed_ids("held") == held
+    assert listed_ids("pending") == held + [pending]
+    deleted = admin.simulate_delete("/api/cli/queues/simple/tasks", params={"state": "held"}, headers=ADMIN)
+    assert deleted.json["deleted"] == 2
+    assert listed_ids("pending") == [pending]
+
+
+@pytest.mark.parametrize("params", [{"state": "active"}, {"state": "paused"}, {"state": "nope"}, {}])
 def test_delete_of_a_whole_state_needs_a_state_that_is_not_active_and_changes_nothing_otherwise(admin, r, params):
     seed_task(r, "simple.default", "active")
     seed_task(r, "simple.default", "pending")
