@@ -8,6 +8,8 @@ Not a test (pytest collects only ``test_*.py``). ``bin/bench`` runs it:
     bin/bench --sweep 1,2,4                 # several worker counts, one summary at the end
     bin/bench --gunicorn-args=--reuse-port  # more gunicorn options, for every server
     bin/bench --profile                     # the falcon apps in-process, step by step and under cProfile
+    bin/bench --costs                       # per process rates, Redis's work and memory per task (scaling.py)
+    bin/bench --replica                     # enqueue without and with RUNQY_REDIS_WAIT_REPLICAS=1 (scaling.py)
 
 One run starts a private redis-server (never 6379), runqy, and the bare app
 (``tests/bench/bare_app.py``: falcon routes on runqy's paths that answer at once),
@@ -241,14 +243,16 @@ def children(pid: int) -> list[int]:
 
 
 class RedisServer:
-    def __init__(self, procs: Processes):
+    """A private redis-server without persistence; ``options`` are more of its command-line options."""
+
+    def __init__(self, procs: Processes, *options: str, name: str = "redis"):
         self.port = free_port()
         binary = shutil.which("redis-server")
         if not binary:
             raise RuntimeError("redis-server is not installed (bin/test installs it)")
-        self.process, self.log = procs.start("redis", [
+        self.process, self.log = procs.start(name, [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(procs.workdir)])
+            "--dir", str(procs.workdir), "--dbfilename", name + ".rdb", "--appendfilename", name + ".aof", *options])
         self.workdir = procs.workdir
         self.client = redis.Redis(port=self.port)
         wait_for(self.client.ping, 10, "redis-server on port %d" % self.port)
@@ -506,21 +510,24 @@ class Loader:
 # --- direct Redis writes, beside the batches ------------------------------------------------
 
 
+def enqueue_call(ids: list[str], now: int) -> list[Any]:
+    """The key count, keys and arguments Store.tasks.enqueue gives the enqueue script for ``ids``
+    (a task to run now, no unique lock, no idempotency key) with PAYLOAD."""
+    head = [keys.queue_config(QUEUE), keys.pending(QUEUE), keys.held(QUEUE), keys.paused(QUEUE), keys.QUEUES,
+            keys.scheduled(QUEUE)]
+    args: list[Any] = [now, "", QUEUE, defaults.TASK_QUEUE_TTL, keys.TASK_QUEUE_FIELD, "", "", "",
+                       defaults.IDEMPOTENCY_TTL]
+    for task_id in ids:
+        args += [task_id, protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), ""]
+    return [len(head) + 2 * len(ids), *head, *(keys.task(QUEUE, i) for i in ids),
+            *(keys.task_queue(i) for i in ids), *args]
+
+
 def _direct_writer(port: int, seconds: float, one_script_per_batch: bool, worker: int) -> int:
     """Tasks written by one redis-py client in ``seconds``: runqy's records, pipelines of BATCH tasks."""
     client = redis.Redis(port=port)
     run_id = os.urandom(4).hex()
     sha = client.script_load(Store(client).db.scripts["enqueue"].source)
-    head = [keys.queue_config(QUEUE), keys.pending(QUEUE), keys.held(QUEUE), keys.paused(QUEUE), keys.QUEUES]
-
-    def enqueue(pipe: redis.client.Pipeline, ids: list[str], now: int) -> None:
-        """One call of the enqueue script, with the keys and arguments Store.enqueue gives it."""
-        args: list[Any] = [now, "", QUEUE, defaults.TASK_QUEUE_TTL, keys.TASK_QUEUE_FIELD]
-        for task_id in ids:
-            args += [task_id, protobuf.encode_head(QUEUE, PAYLOAD, task_id, QUEUE), ""]
-        pipe.evalsha(sha, len(head) + 2 * len(ids), *head, *(keys.task(QUEUE, i) for i in ids),
-                     *(keys.task_queue(i) for i in ids), *args)
-
     written, n = 0, 0
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -528,11 +535,8 @@ def _direct_writer(port: int, seconds: float, one_script_per_batch: bool, worker
         n += BATCH
         now = int(time.time())
         pipe = client.pipeline(transaction=False)
-        if one_script_per_batch:
-            enqueue(pipe, ids, now)
-        else:
-            for task_id in ids:
-                enqueue(pipe, [task_id], now)
+        for call in [ids] if one_script_per_batch else [[i] for i in ids]:
+            pipe.evalsha(sha, *enqueue_call(call, now))
         replies = pipe.execute()
         if any(isinstance(r, list) and int(r[0]) < 0 for r in replies):
             raise RuntimeError("the enqueue script refused a task: %r" % replies[-1])
@@ -551,7 +555,7 @@ def direct_redis(redis_server: RedisServer, seconds: float, clients: int, one_sc
     wall = time.monotonic() - started
     total = sum(counts)
     stored = redis_server.client.llen(keys.pending(QUEUE)) - before
-    if stored != total:
+    if stored < total:  # more: the last requests of the phase before, still in the server when it began
         raise RuntimeError("direct writes: %d tasks counted, %d pending in Redis" % (total, stored))
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = Result(total, wall, 0, math.nan, math.nan, cpu={
@@ -599,6 +603,16 @@ def check_completed(server: Gunicorn, task_id: str) -> None:
             or not info.get("completed_at"):
         raise RuntimeError("GET /queue/%s: %d %r, not a completed task with its result"
                            % (task_id, answer.status, info))
+
+
+def completed_get(client: redis.Redis, server: Gunicorn) -> Load:
+    """GETs that cycle over up to MAX_GET_IDS of the oldest pending tasks, finished as the worker
+    finishes them (and one of them checked through ``server``)."""
+    ids = complete_like_worker(client, MAX_GET_IDS, int(time.time()))
+    if not ids:
+        raise RuntimeError("no pending task to complete for the GET phase")
+    check_completed(server, ids[-1])
+    return Load("GET", paths=["/queue/" + i for i in ids])
 
 
 # --- one run --------------------------------------------------------------------------------------
@@ -705,19 +719,12 @@ def measure(procs: Processes, redis_server: RedisServer, loader: Loader, setting
                                % (answered, client.llen(pending) - before))
         return run.add(phase, result) if phase else result
 
-    def completed_get() -> Load:
-        ids = complete_like_worker(client, MAX_GET_IDS, int(time.time()))
-        if not ids:
-            raise RuntimeError("no pending task to complete for the GET phase")
-        check_completed(runqy, ids[-1])
-        return Load("GET", paths=["/queue/" + i for i in ids])
-
     try:
         bare_ceilings(run, loader, bare, seconds, {"post": bare_post, "get": bare_get},
                       lambda name, options: Gunicorn(procs, BARE_APP, bare_env, settings, options, "bare-" + name))
         if args.warmup > 0:
             on_runqy(enqueue, args.warmup)
-            on_runqy(completed_get(), args.warmup)
+            on_runqy(completed_get(client, runqy), args.warmup)
             on_runqy(batch, args.warmup, connections=args.batch_connections)
             on_runqy(big_batch, args.warmup, connections=args.big_batch_connections)
             loader.run(bare, round_trip, args.warmup)
@@ -728,7 +735,7 @@ def measure(procs: Processes, redis_server: RedisServer, loader: Loader, setting
             run.add("bare_post", loader.run(bare, bare_post, seconds))
             run.add("bare_redis", loader.run(bare, round_trip, seconds))
             on_runqy(enqueue, seconds, "wide", connections=args.wide_connections)
-            get = completed_get()
+            get = completed_get(client, runqy)
             got.append(len(get.paths))
             on_runqy(get, seconds, "get")
             run.add("bare_get", loader.run(bare, bare_get, seconds))
@@ -1093,6 +1100,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "is a phase of its own")
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
     parser.add_argument("--profile", action="store_true", help="profile the apps in-process instead")
+    parser.add_argument("--costs", action="store_true", help="instead: requests/s per process (--workers, "
+                        "default 1), Redis's commands, bytes, CPU and memory per task, redis-benchmark "
+                        "(tests/bench/scaling.py)")
+    parser.add_argument("--replica", action="store_true", help="instead: enqueue without and with "
+                        "RUNQY_REDIS_WAIT_REPLICAS=1 against a replica of the benchmark's Redis "
+                        "(tests/bench/scaling.py)")
     parser.add_argument("--profile-requests", type=int, default=5000)
     return parser.parse_args(argv)
 
@@ -1142,6 +1155,13 @@ def main(argv: list[str]) -> int:
             settings = [ServerSettings(int(count), extra) for count in args.sweep.split(",")]
         else:
             settings = [ServerSettings(args.workers, extra)]
+        if args.costs or args.replica:
+            from tests.bench import scaling
+
+            for chosen, measured in ((args.costs, scaling.costs), (args.replica, scaling.replica_wait)):
+                if chosen:
+                    measured(procs, redis_server, loader, env, settings[0])
+            return 0
 
         runs = []
         for setting in settings:
@@ -1161,4 +1181,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from tests.bench import bench  # the module by its name, the one tests/bench/scaling.py imports
+
+    sys.exit(bench.main(sys.argv[1:]))
