@@ -68,23 +68,31 @@ class Configs:
         A Redis that restarted empty, was flushed or failed over to an empty replica
         has lost the digest key too; every server process puts the YAML configs back
         within a second or two (runqy.server), so until then the answer is a
-        retryable ConfigsLost (503), never a 404 for a queue that exists.
+        retryable ConfigsLost (503), never a 404 for a queue that exists. A config that
+        is there by now (put back since the caller looked) is the same retryable 503.
         """
-        if self._db.client.exists(keys.CONFIGS_YAML):
-            return QueueNotFound(name, self.known_queues())
-        return ConfigsLost()
+        digest_kept, known = self._known_queues()
+        configured = {q for q, priority in known.items() if priority is not None}
+        if not digest_kept or name in configured or any(parent_of(q) == name for q in configured):
+            return ConfigsLost()
+        return QueueNotFound(name, known)
 
     def known_queues(self) -> dict[str, int | None]:
         """Every configured sub-queue and every queue in ``asynq:queues``, with its priority
         (None for a queue without a config)."""
+        return self._known_queues()[1]
+
+    def _known_queues(self) -> tuple[bool, dict[str, int | None]]:
+        """Whether the YAML digest is there, and :meth:`known_queues`, read in one round trip."""
         pipe = self._db.client.pipeline(transaction=False)
+        pipe.exists(keys.CONFIGS_YAML)
         pipe.hgetall(keys.CONFIGS)
         pipe.smembers(keys.QUEUES)
-        configs, members = pipe.execute()
+        digest_kept, configs, members = pipe.execute()
         known: dict[str, int | None] = {m.decode(): None for m in members}
         for raw in configs.values():
             known.update(sub_queues(json.loads(raw)))
-        return known
+        return bool(digest_kept), known
 
     def get(self, name: str) -> dict[str, Any] | None:
         raw = self._db.client.hget(keys.CONFIGS, name)

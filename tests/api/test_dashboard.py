@@ -75,7 +75,9 @@ def test_assets_are_served_with_their_types_and_an_unknown_one_is_a_json_404(cli
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert client.simulate_get("/monitoring/assets/index.html").status_code == 404
-    errors_of(client.simulate_get("/monitoring/assets/..%2f..%2fsetup.cfg"))
+    escaped = client.simulate_get("/monitoring/assets/..%2f..%2fsetup.cfg")
+    assert escaped.status_code == 404 and "[metadata]" not in escaped.text  # not the file above
+    errors_of(escaped)
 
 
 def test_the_page_loads_nothing_from_another_host(client):

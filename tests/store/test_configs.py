@@ -116,6 +116,12 @@ def test_unknown_queue_is_queue_not_found_unless_redis_has_lost_the_configs(stor
     assert type(lost) is ConfigsLost
 
 
+@pytest.mark.parametrize("name", ["inference.high", "inference"])
+def test_a_queue_whose_config_was_put_back_since_the_caller_looked_is_the_retryable_configs_lost(store, name):
+    # the enqueue script found no config, then the keeper put the YAML configs back, then this
+    assert type(store.configs.unknown_queue(name)) is ConfigsLost
+
+
 def test_of_a_queue_answers_its_parents_config(store, queues):
     assert store.configs.of("inference.low") == store.configs.of("inference") == queues["inference"]
 
